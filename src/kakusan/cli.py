@@ -1,0 +1,69 @@
+"""kakusan: generative models from the Boltzmann machine to the diffusion model.
+
+Each subcommand module has ``add_parser(subparsers)`` and ``run(args) -> int``.
+
+Errors a user can fix leave with exit status 2 and one line on stderr (``kakusan: error: ...``),
+never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads (see kakusan/__init__.py)
+
+# Subcommand modules under kakusan.commands, in the order `kakusan --help` lists them.
+COMMANDS = ("tour", "data", "gaussian", "ising")
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line on stderr, exit status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        sys.stderr.write(f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        sys.exit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from kakusan import __version__
+
+    parser = OneLineParser(prog="kakusan", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"kakusan {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"kakusan.commands.{name}")
+        except ModuleNotFoundError as e:
+            if e.name == f"kakusan.commands.{name}":
+                continue  # a chapter not written yet
+            raise
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from kakusan.errors import KakusanError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "run", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.run(args) or 0)
+    except KakusanError as e:
+        sys.stderr.write(f"kakusan: error: {e}\n")
+        return 2
+    except FileNotFoundError as e:
+        sys.stderr.write(f"kakusan: error: file not found: {e.filename}; check the path\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("kakusan: interrupted\n")
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
