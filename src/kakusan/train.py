@@ -119,7 +119,7 @@ def _step(model, objective, batch, optimizer, generator, grad_clip) -> StepOutpu
         if grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
         holder.setdefault("first", out)
-        return torch.tensor(out.value) if out.value is not None else out.loss.detach()
+        return torch.tensor(out.value, dtype=torch.float64) if out.value is not None else out.loss.detach()
 
     optimizer.step(closure)
     return holder["first"]  # the objective at the parameters the step started from

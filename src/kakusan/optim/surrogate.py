@@ -101,7 +101,7 @@ class SurrogateGD(torch.optim.Optimizer):
             if f1 <= bound + 1e-12 * max(1.0, abs(f0)):
                 for gp in self.param_groups:
                     gp["lipschitz"] = L * self.shrink
-                return torch.tensor(f0 + l1_before)
+                return torch.tensor(f0 + l1_before, dtype=torch.float64)
             for p, s, g in zip(params, start, grads):  # undo, restore the gradient at θ, double L
                 p.copy_(s)
                 p.grad = g.clone()
