@@ -50,6 +50,16 @@ class HiddenBoltzmannMachine(nn.Module):
         self.register_buffer("hidden_states", exact.all_states(n_hidden) if n_hidden else torch.zeros(1, 0,
                                                                                                     dtype=torch.float64))
 
+    @torch.no_grad()
+    def init_random(self, std: float = 0.1, generator: Seed = None) -> "HiddenBoltzmannMachine":
+        """Set couplings J_kl ~ N(0, std²) (fields 0) and return self: J = 0 is a saddle point, where
+        every hidden unit is independent of the visibles and learning cannot separate them."""
+        g = make_generator(generator)
+        n = self.h.numel()
+        J = std * torch.randn(n, n, generator=g, dtype=torch.float64)
+        self.joint.set_params(torch.triu(J, 1) + torch.triu(J, 1).T, torch.zeros(n, dtype=torch.float64))
+        return self
+
     @property
     def n_visible(self) -> int:
         return self.config["n_visible"]
