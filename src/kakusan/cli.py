@@ -49,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = ["kakusan", *(sys.argv[1:] if argv is None else argv)]  # recorded in each run's argv.json
     if not getattr(args, "run", None):
         parser.print_help()
         return 2

@@ -56,6 +56,7 @@ def test_fit_recovers_the_model_from_its_samples(model_file, tmp_path, capsys):
                  "figures/moments.png", "checkpoints/model.safetensors"):
         assert (tmp_path / "run" / name).exists(), name
     assert json.loads((tmp_path / "run" / "config.json").read_text())["class"] == "IsingModel"
+    assert json.loads((tmp_path / "run" / "argv.json").read_text())[:3] == ["kakusan", "ising", "fit"]
 
 
 @pytest.mark.parametrize("array,words", [

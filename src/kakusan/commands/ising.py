@@ -75,7 +75,7 @@ def run_exact(args: argparse.Namespace) -> int:
     result = {"log_z": s.log_z, "magnetization": s.mean.tolist(), "correlation": s.corr.tolist()}
     run = RunDir.create("ising-exact", args.run_dir, args.runs_root)
     run.write_config({"command": "ising exact", "class": "IsingModel", "model": str(args.model),
-                      "n_visible": model.n_visible})
+                      "n_visible": model.n_visible}, argv=args.argv)
     run.write_json("exact.json", {**result, "energy_mean": s.energy_mean, "energy_var": s.energy_var})
     if args.json:
         print(json.dumps(result))
@@ -110,7 +110,8 @@ def run_sample(args: argparse.Namespace) -> int:
     x = model.sample(args.n_samples, make_generator(args.seed))
     run = RunDir.create("ising-sample", args.run_dir, args.runs_root)
     run.write_config({"command": "ising sample", "class": "IsingModel", "model": str(args.model),
-                      "method": args.method, "n_samples": args.n_samples, "seed": args.seed, "out": str(out)})
+                      "method": args.method, "n_samples": args.n_samples, "seed": args.seed, "out": str(out)},
+                     argv=args.argv)
     import io
 
     buf = io.BytesIO()
@@ -175,7 +176,7 @@ def run_fit(args: argparse.Namespace) -> int:
     run = RunDir.create("ising-fit", args.run_dir, args.runs_root)
     run.write_config({"command": "ising fit", "class": "IsingModel", "n_visible": data.shape[1],
                       **{k: getattr(args, k) for k in ("data", "method", "optimizer", "steps", "lr", "l1", "l2",
-                                                       "seed", "truth")}})
+                                                       "seed", "truth")}}, argv=args.argv)
     model, result = fit_boltzmann(data, method=args.method, optimizer=args.optimizer, steps=args.steps, lr=args.lr,
                                   l1=args.l1, l2=args.l2, seed=args.seed, run=run)
     save_ising_npz(out, model)

@@ -34,7 +34,8 @@ def run(args: argparse.Namespace) -> int:
         raise KakusanError(f"unknown chapter(s) {', '.join(unknown)}: choose from {', '.join(CHAPTERS)}")
     set_threads()
     run_dir = RunDir.create("tour", args.run_dir, args.runs_root)
-    run_dir.write_config({"command": "tour", "size": args.size, "chapters": chapters, "seed": args.seed})
+    run_dir.write_config({"command": "tour", "size": args.size, "chapters": chapters, "seed": args.seed},
+                         argv=args.argv)
     ctx = TourContext(run=run_dir, size=args.size, generator=make_generator(args.seed))
     rendered = []
     bar = tqdm(chapters, desc="tour", unit="chapter", file=sys.stderr)
