@@ -26,10 +26,12 @@ def test_config_argv_and_metrics(tmp_path):
     run = RunDir.create("fit", tmp_path / "r")
     run.write_config({"class": "Gaussian", "dim": 3, "shape": (2, 3)}, argv=["kakusan", "fit"])
     run.log_metrics(step=0, loss=torch.tensor(1.5))
-    run.log_metrics(step=1, loss=1.25)
+    run.log_metrics(step=1, loss=1.25, kl=float("inf"))
     assert json.loads((run.path / "argv.json").read_text()) == ["kakusan", "fit"]
     assert json.loads((run.path / "config.json").read_text())["shape"] == [2, 3]
     assert [m["loss"] for m in run.read_metrics()] == [1.5, 1.25]
+    assert "Infinity" not in (run.path / "metrics.jsonl").read_text()  # strict JSON
+    assert run.read_metrics()[1]["kl"] == "inf"
 
 
 @checkpoint.register_model

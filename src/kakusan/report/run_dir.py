@@ -7,6 +7,7 @@ collision, and an explicit directory that already holds files is refused.
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import time
@@ -38,7 +39,10 @@ def atomic_write_json(path: Path, obj: Any) -> None:
 
 
 def to_jsonable(obj: Any) -> Any:
-    """Dataclasses, paths, tuples, NumPy and torch scalars/arrays to plain JSON types."""
+    """Dataclasses, paths, tuples, NumPy and torch scalars/arrays to plain JSON types.
+
+    Non-finite floats become the strings "inf", "-inf" and "nan", so every file stays strict JSON.
+    """
     if is_dataclass(obj) and not isinstance(obj, type):
         return to_jsonable(asdict(obj))
     if isinstance(obj, dict):
@@ -48,7 +52,9 @@ def to_jsonable(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     if hasattr(obj, "tolist"):  # numpy / torch arrays and scalars
-        return obj.tolist()
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return str(obj)
     return obj
 
 
