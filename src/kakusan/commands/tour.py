@@ -46,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
         seconds = time.perf_counter() - t0
         section.numbers.setdefault("time for this section (s)", round(seconds, 2))
         run_dir.log_metrics(chapter=name, seconds=seconds, **{k: v for k, v in section.numbers.items()})
-        rendered.append((section.title, render_section(section.title, section.paragraphs, section.figures,
+        title = f"{i + 1}. {section.title}"
+        rendered.append((title, render_section(title, section.paragraphs, section.figures,
                                                        section.numbers, anchor=f"s{i}")))
     report = write_report(run_dir.path / "report.html", "kakusan tour: from KL divergence to diffusion", rendered,
                           intro="Every model on this road is learned by minimising KL(p<sub>0</sub>&#8214;q), the "

@@ -23,7 +23,7 @@ def section(ctx: TourContext) -> Section:
 
     tiny = ctx.size == "tiny"
     steps = 60 if tiny else 400
-    sec = Section("2. The Boltzmann machine: exact enumeration and moment matching")
+    sec = Section("The Boltzmann machine: exact enumeration and moment matching")
     sec.paragraphs.append(
         "q(x) = exp(−E(x))/Z with E(x) = −Σ<sub>k&lt;l</sub> J<sub>kl</sub>x<sub>k</sub>x<sub>l</sub> − Σ h<sub>k</sub>"
         "x<sub>k</sub> on x ∈ {−1,+1}<sup>N</sup>. The gradient of KL(p<sub>0</sub>‖q) is data statistics minus "

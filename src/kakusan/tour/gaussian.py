@@ -60,7 +60,7 @@ def section(ctx: TourContext) -> Section:
 
     n = 300 if ctx.size == "tiny" else len(ctx.digits.x_train)
     steps = 200 if ctx.size == "tiny" else 2000
-    sec = Section("1. The KL divergence and the Gaussian: maximum likelihood in closed form and by gradient",
+    sec = Section("The KL divergence and the Gaussian: maximum likelihood in closed form and by gradient",
                   paragraphs=[INTRO, GAUSS])
     sec.numbers.update(divergence_numbers(ctx, n))
 
