@@ -18,7 +18,7 @@ class _Line(torch.nn.Module):
 def _least_squares(model, batch, generator):
     x, y = batch[:, :-1], batch[:, -1]
     loss = ((x @ model.w - y) ** 2).mean()
-    return StepOutput(loss=loss, metrics={"mse": float(loss)})
+    return StepOutput(loss=loss, metrics={"mse": float(loss.detach())})
 
 
 def _data(gen, n=61, d=3):
