@@ -13,6 +13,7 @@ they take their hyper-parameters as keyword arguments and expose them as ``model
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
@@ -27,6 +28,19 @@ from kakusan.report.run_dir import atomic_write_bytes, atomic_write_json, to_jso
 
 MODELS: dict[str, type[torch.nn.Module]] = {}
 T = TypeVar("T", bound=type)
+
+# Modules whose import registers model classes; imported on demand by load_model.
+MODEL_MODULES = ("kakusan.gaussian", "kakusan.mixture", "kakusan.boltzmann.ising", "kakusan.boltzmann.hidden",
+                 "kakusan.rbm")
+
+
+def _import_model_modules() -> None:
+    for name in MODEL_MODULES:
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name != name:  # a missing dependency, not a chapter not written yet
+                raise
 
 
 def register_model(cls: T) -> T:
@@ -84,6 +98,8 @@ def save_model(directory: Path, model: torch.nn.Module, name: str = "model", met
 def load_model(directory: Path, name: str = "model", map_location: str | torch.device = "cpu") -> torch.nn.Module:
     """Rebuild a model saved by :func:`save_model` (no unpickling: class looked up in the registry)."""
     tensors, info = load_tensors(directory, name)
+    if info.get("class", "") not in MODELS:
+        _import_model_modules()
     cls = MODELS.get(info.get("class", ""))
     if cls is None:
         raise CheckpointError(
