@@ -1,0 +1,42 @@
+"""Markov chain Monte Carlo for Ising-type models: kernels, one driver, diagnostics.
+
+>>> from kakusan.boltzmann import instances
+>>> from kakusan.mcmc import HeatBath, random_spins, run_chain, diagnostics
+>>> model = instances.sherrington_kirkpatrick(12, beta=1.0, seed=0)
+>>> kernel = HeatBath(model)                                   # numba on the CPU, torch on GPUs
+>>> state = kernel.init(random_spins(64, 12, generator=0))     # 64 chains at β = 1
+>>> trace = run_chain(kernel, state, 1000, burn_in=100, generator=1)
+>>> est = diagnostics.estimate(trace["energy"])                # mean, MCSE from τ_int, τ_int
+"""
+
+from kakusan.mcmc import diagnostics
+from kakusan.mcmc.base import (
+    BUILTIN_OBSERVABLES,
+    ChainState,
+    Kernel,
+    SpinGraph,
+    StepInfo,
+    Trace,
+    as_beta,
+    random_spins,
+    run_chain,
+)
+from kakusan.mcmc.gibbs import BlockGibbs, HeatBath
+from kakusan.mcmc.metropolis import Metropolis, SingleSiteKernel
+
+__all__ = [
+    "BUILTIN_OBSERVABLES",
+    "BlockGibbs",
+    "ChainState",
+    "HeatBath",
+    "Kernel",
+    "Metropolis",
+    "SingleSiteKernel",
+    "SpinGraph",
+    "StepInfo",
+    "Trace",
+    "as_beta",
+    "diagnostics",
+    "random_spins",
+    "run_chain",
+]
