@@ -22,7 +22,9 @@ from kakusan.mcmc.base import (
     run_chain,
 )
 from kakusan.mcmc.gibbs import BlockGibbs, HeatBath
+from kakusan.mcmc.ladders import adapt_ladder, geometric_ladder, ladder_log_z
 from kakusan.mcmc.metropolis import Metropolis, SingleSiteKernel
+from kakusan.mcmc.tempering import ReplicaExchange, TemperingState, run_tempering
 
 __all__ = [
     "BUILTIN_OBSERVABLES",
@@ -39,4 +41,10 @@ __all__ = [
     "diagnostics",
     "random_spins",
     "run_chain",
+    "ReplicaExchange",
+    "TemperingState",
+    "adapt_ladder",
+    "geometric_ladder",
+    "ladder_log_z",
+    "run_tempering",
 ]
