@@ -11,6 +11,7 @@ get a closure, as ``torch.optim`` specifies.
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -65,8 +66,13 @@ def batch_at(data: torch.Tensor, batch_size: int | None, step: int, seed: int) -
         return data
     per_epoch = len(data) // batch_size
     epoch, i = divmod(step, per_epoch)
-    perm = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
+    perm = _epoch_permutation(len(data), seed, epoch)
     return data[perm[i * batch_size : (i + 1) * batch_size]]
+
+
+@functools.lru_cache(maxsize=2)
+def _epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
 
 
 def fit(model: torch.nn.Module, objective: Objective, data: torch.Tensor | None, optimizer: torch.optim.Optimizer,
@@ -126,7 +132,9 @@ def _step(model, objective, batch, optimizer, generator, grad_clip) -> StepOutpu
 
 
 def _check_finite(model: torch.nn.Module, out: StepOutput, step: int) -> None:
-    bad = not torch.isfinite(out.loss.detach()).all() or any(not torch.isfinite(p).all() for p in model.parameters())
+    # a sum is non-finite whenever an element is: one reduction per parameter, no full-size temporaries
+    sums = [p.detach().sum() for p in model.parameters()]
+    bad = not torch.isfinite(out.loss.detach()).all() or (sums and not bool(torch.isfinite(torch.stack(sums)).all()))
     if bad:
         raise KakusanError(
             f"training diverged at step {step + 1} (non-finite loss or parameters): lower the learning rate, "

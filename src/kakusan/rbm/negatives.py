@@ -1,0 +1,256 @@
+"""Where the negative (model) samples of the free-energy contrast come from: CD-k, PCD-k, PT-PCD.
+
+The gradient of the mean negative log-likelihood of an RBM is ⟨∂F/∂θ⟩_data − ⟨∂F/∂θ⟩_model; the
+model average is estimated from "negative" visible samples. Three estimators, all running the block
+Gibbs kernel :class:`~kakusan.mcmc.bipartite.BipartiteGibbs`:
+
+* :class:`ContrastiveDivergence` (CD-k, Hinton 2002): k sweeps from the data batch itself. Cheap and
+  low-variance, but biased: the chains never leave the data's neighbourhood.
+* :class:`PersistentChains` (PCD-k, Tieleman 2008): the chains persist across parameter updates, so
+  with small learning rates they track the model distribution and the bias vanishes.
+* :class:`ParallelTempering` (PT-PCD, Desjardins et al. 2010): each persistent chain is a
+  replica-exchange system over β_0 < … < β_{R−1} = 1 (:class:`~kakusan.mcmc.tempering.ReplicaExchange`);
+  hot replicas cross between modes and swap their states down to β = 1.
+
+Each is called as ``negatives(model, v_data, generator) -> NegativeSample``; persistent ones carry
+their chains in ``state_dict()`` / ``load_state_dict()`` so a resumed run continues them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import NamedTuple, Protocol
+
+import torch
+
+from kakusan.errors import KakusanError
+from kakusan.mcmc.base import ChainState
+from kakusan.mcmc.bipartite import BipartiteGibbs
+from kakusan.mcmc.tempering import ReplicaExchange, TemperingState
+from kakusan.rbm.base import RBM
+
+Tensor = torch.Tensor
+
+
+class NegativeSample(NamedTuple):
+    """Visible negative samples ``v`` (n_negative, n_visible), detached, and ``metrics`` (name -> float).
+
+    ``complete``, when not None, finishes the chains' last sweep: ``complete(a, generator)`` with the
+    hidden field a(v) (n_negative, n_hidden) of these samples at the current parameters, which the
+    free-energy contrast computes anyway; this saves the kernel one matrix product per update. If
+    nobody calls it, the negative phase computes the field itself at its next call.
+    """
+
+    v: Tensor
+    metrics: dict[str, float]
+    complete: Callable[[Tensor, torch.Generator], None] | None = None
+
+
+class NegativePhase(Protocol):
+    """``negatives(model, v_data, generator) -> NegativeSample``; ``name`` says which estimator it is."""
+
+    name: str
+
+    def __call__(self, model: RBM, v_data: Tensor, generator: torch.Generator) -> NegativeSample: ...
+
+
+def _check_k(k: int) -> int:
+    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+        raise KakusanError(f"k (Gibbs sweeps per update) must be a positive integer, got {k!r}")
+    return k
+
+
+def _start_rows(v_data: Tensor, n: int, generator: torch.Generator) -> Tensor:
+    """n rows of the data batch, drawn with replacement: where persistent chains start."""
+    idx = torch.randint(0, len(v_data), (n,), generator=generator, device=v_data.device)
+    return v_data[idx]
+
+
+class ContrastiveDivergence:
+    """CD-k: k block-Gibbs sweeps started at the data batch; the negatives are the final visible states.
+
+    Parameters
+    ----------
+    k : sweeps per parameter update (CD-1 is the classic).
+    """
+
+    name = "cd"
+
+    def __init__(self, k: int = 1):
+        self.k = _check_k(k)
+
+    def __repr__(self) -> str:
+        return f"ContrastiveDivergence(k={self.k})"
+
+    @torch.no_grad()
+    def __call__(self, model: RBM, v_data: Tensor, generator: torch.Generator) -> NegativeSample:
+        kernel = BipartiteGibbs(model)
+        state = kernel.init(v_data, generator=generator)
+        for _ in range(self.k):
+            state, _ = kernel.step(state, generator)
+        return NegativeSample(kernel.visible(state), {})
+
+    def state_dict(self) -> dict[str, Tensor]:
+        return {}
+
+    def load_state_dict(self, tensors: dict[str, Tensor]) -> None:
+        pass
+
+
+class PersistentChains:
+    """PCD-k: ``n_chains`` block-Gibbs chains that persist across updates, advanced k sweeps per update.
+
+    Parameters
+    ----------
+    k : sweeps per parameter update.
+    n_chains : number of persistent chains; default: the size of the first batch. They start at
+        data rows drawn from the first batch.
+
+    Notes
+    -----
+    The hidden half of each update's last sweep, h ~ q(h | v⁻), is drawn from the hidden field a(v⁻) that
+    the free-energy contrast computes anyway (:attr:`NegativeSample.complete`): the same draw at the
+    same parameters, one matrix product fewer per update.
+    """
+
+    name = "pcd"
+
+    def __init__(self, k: int = 1, n_chains: int | None = None):
+        self.k = _check_k(k)
+        if n_chains is not None and (not isinstance(n_chains, int) or n_chains < 1):
+            raise KakusanError(f"n_chains must be a positive integer, got {n_chains!r}")
+        self.n_chains = n_chains
+        self.state: ChainState | None = None
+        self._pending, self._kernel = False, None  # the last sweep awaits its hidden half
+
+    def __repr__(self) -> str:
+        return f"PersistentChains(k={self.k}, n_chains={self.n_chains})"
+
+    @torch.no_grad()
+    def __call__(self, model: RBM, v_data: Tensor, generator: torch.Generator) -> NegativeSample:
+        kernel = BipartiteGibbs(model)
+        if self.state is None:
+            n = self.n_chains or len(v_data)
+            self.state = kernel.init(_start_rows(v_data, n, generator), generator=generator)
+        elif self._pending:  # nobody completed the last sweep: draw h | v now
+            kernel.hidden_step(self.state, model.hidden_field(kernel.visible(self.state)), generator, count=False)
+        for _ in range(self.k - 1):
+            self.state, _ = kernel.step(self.state, generator)
+        self.state, _ = kernel.visible_step(self.state, generator, count=False)
+        self._pending, self._kernel = True, kernel
+        return NegativeSample(kernel.visible(self.state).clone(), {}, self._complete)
+
+    def _complete(self, field: Tensor, generator: torch.Generator) -> None:
+        """The hidden half of the last sweep, h ~ q(h | v), from the field a(v) the objective computed."""
+        if self._pending:
+            self._kernel.hidden_step(self.state, field, generator, count=False)
+            self._pending = False
+
+    def state_dict(self) -> dict[str, Tensor]:
+        """The chains (n_chains, n_visible + n_hidden) and whether h still awaits its draw, or nothing
+        before the first update."""
+        if self.state is None:
+            return {}
+        return {"x": self.state.x.clone(), "pending": torch.tensor(self._pending)}
+
+    def load_state_dict(self, tensors: dict[str, Tensor]) -> None:
+        """Restore chains saved by :meth:`state_dict` (energies are recomputed at the next sweep)."""
+        if "x" in tensors:
+            x = tensors["x"]
+            self.state = ChainState(x.clone(), torch.ones(len(x), dtype=torch.float64),
+                                    torch.zeros(len(x), dtype=torch.float64))
+            self._pending = bool(tensors.get("pending", torch.tensor(False)))
+
+
+def linear_ladder(n_temperatures: int, beta_min: float) -> Tensor:
+    """β_t evenly spaced from ``beta_min`` to 1, increasing: (n_temperatures,) float64."""
+    if not isinstance(n_temperatures, int) or n_temperatures < 2:
+        raise KakusanError(f"parallel tempering needs at least 2 temperatures, got {n_temperatures!r}")
+    if not 0.0 <= beta_min < 1.0:
+        raise KakusanError(f"beta_min must be in [0, 1), got {beta_min}")
+    return torch.linspace(beta_min, 1.0, n_temperatures, dtype=torch.float64)
+
+
+class ParallelTempering:
+    """PT-PCD: ``n_chains`` persistent replica-exchange systems whose β = 1 replicas are the negatives.
+
+    Parameters
+    ----------
+    k : block-Gibbs sweeps of every replica between two swap rounds (one round per update).
+    n_chains : independent PT systems (negatives per update); default: the first batch size.
+    n_temperatures : replicas per system, R.
+    beta_min : the hottest β_0 of the default ladder, evenly spaced in β up to 1 (0 is allowed for
+        binary visible units: independent uniform units; Gaussian visible units need β > 0).
+    betas : an explicit increasing ladder ending at 1 (overrides the two above).
+
+    Notes
+    -----
+    Swaps use the joint energies E(v, h) that the kernel keeps, so ``metrics`` report the mean swap
+    acceptance since the start (``swap_rate``) and of the worst pair (``swap_rate_min``).
+    """
+
+    name = "pt"
+
+    def __init__(self, k: int = 1, n_chains: int | None = None, *, n_temperatures: int = 10, beta_min: float = 0.5,
+                 betas: Tensor | None = None):
+        self.k = _check_k(k)
+        self.betas = linear_ladder(n_temperatures, beta_min) if betas is None else torch.as_tensor(
+            betas, dtype=torch.float64)
+        if float(self.betas[-1]) != 1.0:
+            raise KakusanError("the ladder must end at β = 1, the model the negatives come from")
+        self.n_chains = n_chains
+        self.state: TemperingState | None = None
+        self._saved: dict[str, Tensor] | None = None
+
+    def __repr__(self) -> str:
+        return f"ParallelTempering(k={self.k}, n_chains={self.n_chains}, n_temperatures={len(self.betas)})"
+
+    @torch.no_grad()
+    def __call__(self, model: RBM, v_data: Tensor, generator: torch.Generator) -> NegativeSample:
+        kernel = BipartiteGibbs(model)
+        pt = ReplicaExchange(kernel, self.betas, n_systems=self.n_chains or len(v_data), sweeps=self.k)
+        if self.state is None:
+            saved, self._saved = self._saved, None
+            self.state = self._restore(pt, saved) if saved is not None else self._init(pt, kernel, v_data, generator)
+        self.state, _ = pt.step(self.state, generator)
+        stats = pt.stats(self.state)
+        v = kernel.visible(self.state.at(len(self.betas) - 1))
+        return NegativeSample(v, {"swap_rate": float(stats.acceptance.mean()),
+                                  "swap_rate_min": float(stats.acceptance.min())})
+
+    def _init(self, pt: ReplicaExchange, kernel: BipartiteGibbs, v_data: Tensor,
+              generator: torch.Generator) -> TemperingState:
+        """Every replica of system s starts at one data row, with h drawn at its own β."""
+        v = _start_rows(v_data, pt.n_systems, generator).repeat_interleave(pt.n_replicas, dim=0)
+        beta = self.betas.repeat(pt.n_systems)
+        x = kernel.init(v, beta, generator=generator).x  # (S·R, n_visible + n_hidden)
+        return pt.init(x)
+
+    def state_dict(self) -> dict[str, Tensor]:
+        """The replicas (replica order), which replica sits at which temperature, and the swap-round parity."""
+        if self.state is None:
+            return {}
+        return {"x": self.state.chains.x.clone(), "replica": self.state.replica.clone(),
+                "step": torch.tensor(self.state.step)}
+
+    def load_state_dict(self, tensors: dict[str, Tensor]) -> None:
+        """Restore replicas saved by :meth:`state_dict` (the swap statistics and round trips restart)."""
+        self._saved = tensors if "x" in tensors else None
+        self.state = None
+
+    def _restore(self, pt: ReplicaExchange, saved: dict[str, Tensor]) -> TemperingState:
+        replica = saved["replica"].to(torch.int64)
+        S, R = replica.shape
+        beta = torch.empty(S, R, dtype=torch.float64).scatter_(1, replica, self.betas.expand(S, R)).reshape(-1)
+        state = pt.init(saved["x"])
+        chains = state.chains.with_beta(beta.to(state.chains.x.device))
+        return dataclasses.replace(state, chains=chains, replica=replica, step=int(saved["step"]))
+
+
+NEGATIVE_PHASES = {"cd": ContrastiveDivergence, "pcd": PersistentChains, "pt": ParallelTempering}
+"""The estimators by name, as the command line offers them."""
+
+
+__all__ = ["NEGATIVE_PHASES", "ContrastiveDivergence", "NegativePhase", "NegativeSample", "ParallelTempering",
+           "PersistentChains", "linear_ladder"]

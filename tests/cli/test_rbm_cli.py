@@ -1,0 +1,75 @@
+"""`kakusan rbm train|sample|evaluate` at tiny sizes on the bundled digits."""
+
+import json
+
+import numpy as np
+import pytest
+
+import kakusan.cli as cli
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    run = tmp_path_factory.mktemp("rbm") / "run"
+    args = ["rbm", "train", "--data", "digits", "--hidden", "9", "--epochs", "3", "--batch-size", "50", "--lr", "0.1",
+            "--binarise", "threshold", "--samples", "9", "--sample-steps", "20", "--run-dir", str(run)]
+    assert cli.main(args) == 0
+    return run
+
+
+def _one_error_line(capsys, *words):
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and all(w in err[0] for w in words), err
+
+
+def test_train_writes_a_complete_run(trained):
+    for name in ("config.json", "argv.json", "metrics.jsonl", "summary.json", "checkpoints/model.safetensors",
+                 "checkpoints/last.json", "checkpoints/negatives.json", "figures/filters.png", "figures/samples.png",
+                 "figures/likelihood.png"):
+        assert (trained / name).exists(), name
+    config = json.loads((trained / "config.json").read_text())
+    assert config["class"] == "BernoulliRBM" and config["model"]["n_hidden"] == 9
+    evals = [r for r in map(json.loads, (trained / "metrics.jsonl").read_text().splitlines()) if r.get("eval")]
+    assert len(evals) == 4 and evals[-1]["kind"] == "exact"
+
+
+def test_evaluate_exact_and_ais_agree(trained, tmp_path, capsys):
+    root = ["--runs-root", str(tmp_path / "runs")]
+    assert cli.main(["rbm", "evaluate", str(trained), "--exact", "--json", *root]) == 0
+    exact = json.loads(capsys.readouterr().out)
+    assert set(exact) >= {"log_z", "log_z_stderr", "test_log_likelihood"} and exact["log_z_stderr"] == 0.0
+    evals = [r for r in map(json.loads, (trained / "metrics.jsonl").read_text().splitlines()) if r.get("eval")]
+    assert exact["test_log_likelihood"] == pytest.approx(evals[-1]["test_log_likelihood"], abs=1e-9)
+    assert cli.main(["rbm", "evaluate", str(trained), "--ais", "--json", "--runs", "40", "--betas", "1500",
+                     "--reverse-steps", "100", *root]) == 0
+    est = json.loads(capsys.readouterr().out)
+    assert abs(est["log_z"] - exact["log_z"]) < 4 * est["log_z_stderr"] + 0.02
+    assert abs(est["log_z_reverse"] - exact["log_z"]) < 4 * est["log_z_reverse_stderr"] + 0.02
+
+
+def test_sample_writes_samples(trained, tmp_path, capsys):
+    out = tmp_path / "sample"
+    assert cli.main(["rbm", "sample", str(trained), "-n", "5", "--steps", "10", "--run-dir", str(out)]) == 0
+    x = np.load(out / "samples.npy")
+    assert x.shape == (5, 64) and set(np.unique(x)) <= {0.0, 1.0}
+    assert (out / "figures" / "samples.png").exists()
+
+
+def test_resume_and_user_errors(trained, tmp_path, capsys):
+    assert cli.main(["rbm", "evaluate", str(tmp_path), "--exact"]) == 2
+    _one_error_line(capsys, "not a run directory")
+    assert cli.main(["rbm", "train", "--units", "spin", "--centered", "--epochs", "1", "--hidden", "3",
+                     "--runs-root", str(tmp_path / "runs")]) == 2
+    _one_error_line(capsys, "--centered")
+    assert cli.main(["rbm", "train", "--resume", "--run-dir", str(tmp_path / "nothing")]) == 2
+    _one_error_line(capsys, "--resume")
+    assert cli.main(["rbm", "train", "--hidden", "0"]) == 2
+    _one_error_line(capsys, "--hidden")
+
+
+def test_spin_and_gaussian_units_train(tmp_path):
+    for units in ("spin", "gaussian"):
+        run = tmp_path / units
+        assert cli.main(["rbm", "train", "--units", units, "--hidden", "4", "--epochs", "1", "--batch-size", "100",
+                         "--lr", "0.01", "--samples", "4", "--sample-steps", "5", "--run-dir", str(run)]) == 0
+        assert (run / "figures" / "samples.png").exists()

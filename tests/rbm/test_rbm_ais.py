@@ -1,0 +1,94 @@
+"""AIS (forward and reverse) against exact log Z, for random and trained RBMs (seeded)."""
+
+import math
+
+import pytest
+import torch
+
+from kakusan.data import binarise, flatten, load
+from kakusan.errors import KakusanError
+from kakusan.rbm import BernoulliRBM, GaussianRBM, SpinRBM, exact
+from kakusan.rbm.ais import ais, default_betas, reverse_ais
+from kakusan.rbm.fit import RBMTrainConfig, fit_rbm
+
+F64 = torch.float64
+
+
+def digits_bits():
+    ds = load("digits")
+    return binarise(flatten(ds.x_train))
+
+
+def random_model(cls, n_visible, n_hidden, seed, std, **kw):
+    g = torch.Generator().manual_seed(seed)
+    model = cls(n_visible, n_hidden, dtype="float64", weight_std=std, seed=seed, **kw)
+    with torch.no_grad():
+        model.b.normal_(0, 1.0, generator=g)
+        model.c.normal_(0, 0.5, generator=g)
+    return model
+
+
+def agrees(est, truth, k=4.0, floor=0.01):
+    """|log Ẑ − log Z| within k standard errors (plus a small floor for the AIS bias)."""
+    return abs(est.log_z - truth) <= k * est.log_z_stderr + floor
+
+
+def test_default_schedule_is_salakhutdinov_and_murrays():
+    b = default_betas()
+    assert len(b) == 14500 and float(b[0]) == 0.0 and float(b[-1]) == 1.0 and bool((b[1:] > b[:-1]).all())
+    assert int((b < 0.5).sum()) == 500 and int(((b >= 0.5) & (b < 0.9)).sum()) == 4000
+    with pytest.raises(KakusanError, match="0 to exactly 1"):
+        ais(BernoulliRBM(3, 2), betas=torch.tensor([0.0, 0.5]))
+
+
+def test_zero_weights_need_no_annealing():
+    """With W = 0 and the base rate equal to the model, every importance weight is exactly 1."""
+    model = BernoulliRBM(6, 3, dtype="float64", weight_std=0.0)
+    with torch.no_grad():
+        model.b.copy_(torch.linspace(-1, 1, 6))
+        model.c.copy_(torch.tensor([0.5, -0.3, 0.1]))
+    base = model.base_rate(torch.sigmoid(model.b.detach())[None].expand(1000, -1).bernoulli(
+        generator=torch.Generator().manual_seed(0)))
+    base = type(base)(model.b.detach().clone(), base.units)
+    est = ais(model, base, n_runs=10, betas=default_betas(5, 5, 5), generator=0)
+    assert est.log_z == pytest.approx(exact.log_z(model), abs=1e-12) and est.log_z_stderr < 1e-12
+
+
+def test_ais_is_reproducible_and_vectorised():
+    model = random_model(BernoulliRBM, 13, 5, seed=1, std=0.5)
+    a = ais(model, n_runs=7, betas=default_betas(10, 20, 30), generator=3)
+    b = ais(model, n_runs=7, betas=default_betas(10, 20, 30), generator=3)
+    assert torch.equal(a.log_w, b.log_w) and a.log_w.shape == (7,) and a.n_betas == 60 and 1 <= a.ess <= 7
+
+
+@pytest.mark.parametrize("cls,kw,std", [(BernoulliRBM, {}, 0.3), (BernoulliRBM, {"centered": True}, 0.3),
+                                        (SpinRBM, {}, 0.15), (GaussianRBM, {"learn_variance": True}, 0.2)],
+                         ids=["bernoulli", "centered", "spin", "gaussian"])
+def test_forward_and_reverse_agree_with_exact_on_random_models(cls, kw, std):
+    model = random_model(cls, 29, 11, seed=2, std=std, **kw)
+    truth = exact.log_z(model)
+    betas = default_betas(50, 300, 650)
+    fwd = ais(model, n_runs=100, betas=betas, generator=0)
+    rev = reverse_ais(model, model.sample(100, 1, n_steps=200), betas=betas, generator=2)
+    assert agrees(fwd, truth) and agrees(rev, truth), (truth, fwd.log_z, fwd.log_z_stderr, rev.log_z, rev.log_z_stderr)
+    lo, hi = fwd.interval()
+    assert lo < fwd.log_z < hi
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("n_hidden,kind", [(15, "trained"), (20, "trained"), (20, "random")])
+def test_ais_with_default_schedule_on_random_and_trained_rbms(n_hidden, kind):
+    """Salakhutdinov & Murray's check: 14,500 βs, 100 runs, against the exact log Z (15–20 hidden units)."""
+    data = digits_bits()
+    if kind == "trained":
+        model = BernoulliRBM(64, n_hidden, seed=3).init_from_data(data)
+        fit_rbm(model, data, RBMTrainConfig(method="pcd", epochs=15, batch_size=50, lr=0.1, eval_every=-1,
+                                            progress=False, seed=3))
+    else:
+        model = random_model(BernoulliRBM, 64, n_hidden, seed=4, std=0.3)
+    truth = exact.log_z(model)
+    fwd = ais(model, data, n_runs=100, generator=5, dtype=F64)
+    rev = reverse_ais(model, model.sample(100, 6, n_steps=2000, v0=data[:100]), data, generator=7, dtype=F64)
+    assert agrees(fwd, truth), (truth, fwd.log_z, fwd.log_z_stderr)
+    assert agrees(rev, truth), (truth, rev.log_z, rev.log_z_stderr)
+    assert math.isfinite(fwd.ess) and fwd.ess > 10
