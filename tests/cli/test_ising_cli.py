@@ -76,3 +76,27 @@ def test_bad_model_file_is_one_line(tmp_path, capsys):
     np.savez(tmp_path / "bad.npz", J=J, h=np.zeros(2))
     assert main(["ising", "exact", str(tmp_path / "bad.npz"), "--runs-root", str(tmp_path / "runs")]) == 2
     _one_error_line(capsys, "not symmetric")
+
+
+@pytest.mark.parametrize("method", ["nmf", "tap", "sm", "plm", "mpf"])
+def test_mcmc_free_methods_from_the_command_line(model_file, tmp_path, capsys, method):
+    model, path = model_file
+    np.save(tmp_path / "data.npy", model.sample(20000, torch.Generator().manual_seed(0)).numpy())
+    out = tmp_path / "learned.npz"
+    assert main(["ising", "fit", str(tmp_path / "data.npy"), "--method", method, "--out", str(out),
+                 "--truth", str(path), "--run-dir", str(tmp_path / "run")]) == 0
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    limit = 0.1 if method in ("plm", "mpf") else 0.5  # mean field is biased at β = 0.8
+    assert summary["relative_error_J"] < limit and summary["kl"] >= 0
+    truth = model.couplings().detach().numpy()
+    J = np.load(out)["J"]
+    assert np.linalg.norm(J - truth) / np.linalg.norm(truth) == pytest.approx(summary["relative_error_J"])
+
+
+def test_regularising_a_mean_field_fit_is_a_clear_error(model_file, tmp_path, capsys):
+    model, _ = model_file
+    np.save(tmp_path / "data.npy", model.sample(500, torch.Generator().manual_seed(0)).numpy())
+    assert main(["ising", "fit", str(tmp_path / "data.npy"), "--method", "nmf", "--l2", "0.1",
+                 "--out", str(tmp_path / "m.npz"), "--runs-root", str(tmp_path / "runs")]) == 2
+    _one_error_line(capsys, "--l1/--l2")
+    assert not (tmp_path / "m.npz").exists()

@@ -46,8 +46,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     fi.add_argument("data", help="(M, N) array of ±1 or 0/1 (.npy)")
     fi.add_argument("--out", required=True, help="write the learned model here (.npz; must not exist)")
     fi.add_argument("--method", choices=FIT_METHODS, default="exact",
-                    help="where model statistics come from: exact enumeration (N ≤ 32), pcd (persistent chains) "
-                         "or pt (persistent replica exchange)")
+                    help="moment matching with statistics from exact enumeration (N ≤ 32), pcd (persistent chains) "
+                         "or pt (persistent replica exchange); or an MCMC-free solver: nmf (naive mean field), tap, "
+                         "sm (Sessak-Monasson), plm (pseudo-likelihood), mpf (minimum probability flow)")
+    fi.add_argument("--asymmetric", action="store_true", help="plm: one coupling row per spin, then (J + Jᵀ)/2")
     fi.add_argument("--optimizer", choices=("backtracking", "surrogate", "momentum", "adam", "sgd"), default=None,
                     help="surrogate: η = 1/L with L = N(N+1)/2; backtracking: adaptive L (default for exact); "
                          "adam (default for pcd and pt, lr 0.01)")
@@ -151,7 +153,7 @@ def run_sample(args: argparse.Namespace) -> int:
 
 
 SAMPLE_METHODS = ("exact", "gibbs", "metropolis", "pt")
-FIT_METHODS = ("exact", "pcd", "pt")
+FIT_METHODS = ("exact", "pcd", "pt", "nmf", "tap", "sm", "plm", "mpf")
 EXACT_CHECK_SPINS = 20
 """Up to this N, ``ising sample`` adds exact ⟨E⟩ and ⟨m⟩ to its diagnostics and ``ising fit --method pcd|pt``
 reports the exact KL (enumeration takes milliseconds)."""
@@ -378,6 +380,10 @@ def run_fit(args: argparse.Namespace) -> int:
     truth = load_ising_npz(args.truth) if args.truth else None
     if truth is not None and truth.n_visible != n:
         raise KakusanError(f"--truth has N = {truth.n_visible} spins but the data have {n} columns")
+    from kakusan.commands.ising_inverse import INVERSE_METHODS, run_inverse_fit
+
+    if args.method in INVERSE_METHODS:
+        return run_inverse_fit(args, data, truth, out)
     if args.steps < 1:
         raise KakusanError(f"--steps must be positive, got {args.steps}")
     options = _estimator_options(args)

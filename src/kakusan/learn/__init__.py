@@ -96,5 +96,9 @@ def fit_boltzmann(data: torch.Tensor | Stats, model: torch.nn.Module | None = No
     return model, result
 
 
-__all__ = ["ESTIMATORS", "STOCHASTIC", "MomentMatching", "Stats", "StatsEstimator", "fit_boltzmann", "lipschitz_bound",
+from kakusan.learn.inverse import METHODS as INVERSE_METHODS  # noqa: E402  (MCMC-free solvers)
+from kakusan.learn.inverse import InverseResult  # noqa: E402
+from kakusan.learn.inverse import solve as solve_inverse  # noqa: E402
+
+__all__ = ["ESTIMATORS", "INVERSE_METHODS", "InverseResult", "STOCHASTIC", "solve_inverse", "MomentMatching", "Stats", "StatsEstimator", "fit_boltzmann", "lipschitz_bound",
            "make_estimator", "mean_energy"]

@@ -17,7 +17,7 @@ from kakusan.report.run_dir import RunDir
 Size = Literal["tiny", "default"]
 
 # Chapter modules under kakusan.tour, in the order of the road.
-CHAPTERS = ("gaussian", "boltzmann", "hidden", "mcmc", "rbm")
+CHAPTERS = ("gaussian", "boltzmann", "hidden", "mcmc", "mcmc_free", "rbm")
 
 
 @dataclass
