@@ -61,8 +61,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     fi.add_argument("--betas", default=None, help="pt: the ladder, comma-separated increasing β ending at 1")
     fi.add_argument("--steps", type=int, default=500)
     fi.add_argument("--lr", type=float, default=None, help="learning rate (momentum, adam, sgd)")
-    fi.add_argument("--l1", type=float, default=0.0, help="L1 penalty on couplings (surrogate optimizers)")
-    fi.add_argument("--l2", type=float, default=0.0, help="L2 penalty (l2/2) Σ J_kl²")
+    fi.add_argument("--l1", type=float, default=0.0,
+                    help="L1 penalty λ Σ|J_kl| (exact with a surrogate optimizer; plm; mpf)")
+    fi.add_argument("--l2", type=float, default=0.0, help="L2 penalty (l2/2) Σ J_kl² (all but nmf, tap, sm)")
     fi.add_argument("--truth", default=None, help="true model .npz: adds a learned-vs-true couplings figure")
     add_run_options(fi)
     p.set_defaults(run=run, ising_parser=p)
