@@ -85,7 +85,7 @@ class SurrogateGD(torch.optim.Optimizer):
     def _backtracking_step(self, closure: Callable[[], torch.Tensor]) -> torch.Tensor:
         l1_before = self._l1()
         with torch.enable_grad():
-            f0 = float(closure())  # the smooth part f(θ); the L1 term is handled by the prox
+            f0 = float(closure().detach())  # the smooth part f(θ); the L1 term is handled by the prox
         params = self._params()
         start = [p.detach().clone() for p in params]
         grads = [p.grad.detach().clone() for p in params]
@@ -97,7 +97,7 @@ class SurrogateGD(torch.optim.Optimizer):
             bound = f0 + sum(float((g * di).sum()) for g, di in zip(grads, d)) \
                 + 0.5 * L * sum(float((di * di).sum()) for di in d)
             with torch.enable_grad():
-                f1 = float(closure())
+                f1 = float(closure().detach())
             if f1 <= bound + 1e-12 * max(1.0, abs(f0)):
                 for gp in self.param_groups:
                     gp["lipschitz"] = L * self.shrink
