@@ -77,11 +77,7 @@ class HiddenBoltzmannMachine(nn.Module):
         return self.joint
 
     def _check(self, v: Tensor) -> Tensor:
-        if v.ndim != 2 or v.shape[1] != self.n_visible:
-            raise KakusanError(f"visible data must have shape (n_samples, {self.n_visible}), got {tuple(v.shape)}")
-        if not bool(((v == 1) | (v == -1)).all()):
-            raise KakusanError("visible data must be ±1 spins: convert 0/1 data with kakusan.data.to_spins")
-        return v.to(torch.float64)
+        return exact.check_spins(v, self.n_visible)
 
     def _joint_logits(self, v: Tensor) -> Tensor:
         """−E(v, h) for every hidden state h: (M, n_v) -> (M, 2^n_hidden)."""

@@ -15,7 +15,7 @@ import argparse
 import json
 from pathlib import Path
 
-from kakusan.commands import add_run_options
+from kakusan.commands import add_run_options, fresh_output
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -77,19 +77,6 @@ def run(args: argparse.Namespace) -> int:
     return actions[args.action](args)
 
 
-def _fresh_output(path: str, suffix: str) -> Path:
-    from kakusan.errors import KakusanError
-
-    out = Path(path)
-    if out.suffix != suffix:
-        raise KakusanError(f"--out {out} must end in {suffix}")
-    if out.exists():
-        raise KakusanError(f"{out} already exists: choose another --out (kakusan never overwrites your files)")
-    if not out.parent.exists():
-        raise KakusanError(f"folder {out.parent} does not exist: create it or choose another --out")
-    return out
-
-
 def run_exact(args: argparse.Namespace) -> int:
     from kakusan.boltzmann import exact_stats, load_ising_npz
     from kakusan.report.run_dir import RunDir
@@ -125,7 +112,7 @@ def run_sample(args: argparse.Namespace) -> int:
     from kakusan.report.run_dir import RunDir
     from kakusan.runtime import make_generator
 
-    out = _fresh_output(args.out, ".npy")
+    out = fresh_output(args.out, ".npy")
     if args.n_samples < 1:
         raise KakusanError(f"-n must be a positive number of samples, got {args.n_samples}")
     model = load_ising_npz(args.model)
@@ -201,15 +188,9 @@ def _check_mcmc_options(args: argparse.Namespace) -> None:
 
 
 def _save_spins(out: Path, x) -> None:
-    import io
+    from kakusan.report.run_dir import atomic_save_npy
 
-    import numpy as np
-
-    from kakusan.report.run_dir import atomic_write_bytes
-
-    buf = io.BytesIO()
-    np.save(buf, x.numpy().astype(np.int8))
-    atomic_write_bytes(out, buf.getvalue())
+    atomic_save_npy(out, x.numpy().astype("int8"))
 
 
 def _sample_mcmc(args: argparse.Namespace, model, betas, run, g):
@@ -373,7 +354,7 @@ def run_fit(args: argparse.Namespace) -> int:
     from kakusan.report.checkpoint import save_model
     from kakusan.report.run_dir import RunDir
 
-    out = _fresh_output(args.out, ".npz")
+    out = fresh_output(args.out, ".npz")
     data = load_spin_data(args.data)
     n = data.shape[1]
     if args.method == "exact":

@@ -199,12 +199,8 @@ def load_run(path: str):
 
 
 def run_sample(args: argparse.Namespace) -> int:
-    import io
-
-    import numpy as np
-
     from kakusan.rbm import report
-    from kakusan.report.run_dir import RunDir, atomic_write_bytes
+    from kakusan.report.run_dir import RunDir, atomic_save_npy
     from kakusan.runtime import make_generator
 
     _check_positive(n_samples=args.n_samples, steps=args.steps)
@@ -214,9 +210,7 @@ def run_sample(args: argparse.Namespace) -> int:
     out = RunDir.create("rbm-sample", args.run_dir, args.runs_root)
     out.write_config({"command": "rbm sample", "source": str(args.source), "class": config["class"],
                       "n_samples": args.n_samples, "steps": args.steps, "seed": args.seed}, argv=args.argv)
-    buf = io.BytesIO()
-    np.save(buf, v.detach().cpu().numpy())
-    atomic_write_bytes(out.path / "samples.npy", buf.getvalue())
+    atomic_save_npy(out.path / "samples.npy", v)
     if len(data.shape) >= 2:
         report.samples_figure(report.as_images(model, v, data.shape, data.mean, data.std),
                               out.figures / "samples.png", data.shape)

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import io
 from pathlib import Path
 
-from kakusan.commands import add_run_options
+from kakusan.commands import add_run_options, fresh_output
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -32,13 +31,12 @@ def find_checkpoint(source: Path, name: str | None) -> tuple[Path, str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
     import torch
 
     from kakusan.errors import KakusanError
     from kakusan.report import figures
     from kakusan.report.checkpoint import load_model
-    from kakusan.report.run_dir import RunDir, atomic_write_bytes
+    from kakusan.report.run_dir import RunDir, atomic_save_npy
     from kakusan.runtime import make_generator
 
     source = Path(args.source)
@@ -46,9 +44,7 @@ def run(args: argparse.Namespace) -> int:
         raise KakusanError(f"{source} is not a directory: give the run directory a training command wrote")
     if args.n_samples < 1:
         raise KakusanError(f"-n must be a positive number of samples, got {args.n_samples}")
-    out = Path(args.out) if args.out else None
-    if out is not None and (out.exists() or out.suffix != ".npy"):
-        raise KakusanError(f"--out {out} must be a new .npy file (kakusan never overwrites your files)")
+    out = fresh_output(args.out, ".npy") if args.out else None
     folder, name = find_checkpoint(source, args.checkpoint)
     model = load_model(folder, name)
     if not hasattr(model, "sample"):
@@ -60,11 +56,9 @@ def run(args: argparse.Namespace) -> int:
     run_dir = RunDir.create("sample", args.run_dir, args.runs_root)
     run_dir.write_config({"command": "sample", "class": type(model).__name__, "source": str(source),
                           "checkpoint": name, "n_samples": args.n_samples, "seed": args.seed}, argv=args.argv)
-    buf = io.BytesIO()
-    np.save(buf, x.detach().cpu().numpy())
-    atomic_write_bytes(run_dir.path / "samples.npy", buf.getvalue())
+    atomic_save_npy(run_dir.path / "samples.npy", x)
     if out is not None:
-        atomic_write_bytes(out, buf.getvalue())
+        atomic_save_npy(out, x)
     side = int(round(x.shape[-1] ** 0.5)) if x.ndim == 2 else 0
     if x.ndim == 3 or (side * side == x.shape[-1] and side >= 4):
         imgs = x.reshape(len(x), side, side) if x.ndim == 2 else x
