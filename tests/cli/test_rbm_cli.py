@@ -45,6 +45,7 @@ def test_evaluate_exact_and_ais_agree(trained, tmp_path, capsys):
     est = json.loads(capsys.readouterr().out)
     assert abs(est["log_z"] - exact["log_z"]) < 4 * est["log_z_stderr"] + 0.02
     assert abs(est["log_z_reverse"] - exact["log_z"]) < 4 * est["log_z_reverse_stderr"] + 0.02
+    assert est["reverse_start"] == "exact"  # a small hidden layer: reverse AIS starts from exact model samples
 
 
 def test_sample_writes_samples(trained, tmp_path, capsys):

@@ -117,3 +117,51 @@ def test_twenty_hidden_units_on_784_visible_in_a_few_cpu_seconds():
     cpu = time.process_time() - t0
     assert cpu < 13.0, f"{cpu:.1f} CPU-s"
     assert math.isfinite(lz)
+
+
+@pytest.mark.parametrize("cls,kw", [(BernoulliRBM, {}), (BernoulliRBM, {"centered": True}), (SpinRBM, {})],
+                         ids=["bernoulli", "centered", "spin"])
+def test_exact_samples_follow_the_exact_distribution(cls, kw):
+    """Pearson χ² of 100,000 exact draws over all 2^6 visible states against exp(log_prob)."""
+    from scipy import stats
+
+    model = random_model(cls, 6, 4, seed=3, **kw)
+    vs = states(6, model.visible_units.values)
+    p = model.log_prob(vs).exp().numpy()
+    x = exact.sample(model, 100_000, generator=0)
+    lo = model.visible_units.lo
+    index = ((x - lo) / (model.visible_units.hi - lo)).round().long() @ (2 ** torch.arange(5, -1, -1))
+    counts = torch.bincount(index, minlength=64).numpy()
+    chi2 = float(((counts - 1e5 * p) ** 2 / (1e5 * p)).sum())
+    assert stats.chi2.sf(chi2, 63) > 1e-4
+    # a negative control the test must catch: one Gibbs sweep from uniform is not the model
+    y = model.sample(100_000, 0, n_steps=1)
+    index = ((y - lo) / (model.visible_units.hi - lo)).round().long() @ (2 ** torch.arange(5, -1, -1))
+    counts = torch.bincount(index, minlength=64).numpy()
+    assert stats.chi2.sf(float(((counts - 1e5 * p) ** 2 / (1e5 * p)).sum()), 63) < 1e-6
+
+
+def test_exact_samples_of_a_gaussian_rbm_have_the_exact_mean():
+    model = random_model(GaussianRBM, 3, 5, seed=4, std=0.5)
+    hs = states(5, (0.0, 1.0))
+    with torch.no_grad():
+        q = torch.softmax(-model.hidden_free_energy(hs), 0)
+        want = (q[:, None] * model.visible_mean(hs)).sum(0)
+    x = exact.sample(model, 200_000, generator=1)
+    z = (x.mean(0) - want) / (x.std(0) / math.sqrt(len(x)))
+    assert float(z.abs().max()) < 5
+
+
+def test_exact_sampling_refuses_large_hidden_layers():
+    with pytest.raises(KakusanError, match="model.sample"):
+        exact.sample(BernoulliRBM(4, 30), 10)
+
+
+def test_uncentered_model_has_the_same_distribution():
+    model = random_model(BernoulliRBM, 5, 3, seed=6, centered=True)
+    plain = model.uncentered()
+    assert not plain.centered and plain.dtype == model.dtype
+    vs = states(5, (0.0, 1.0))
+    torch.testing.assert_close(plain.log_prob(vs), model.log_prob(vs), rtol=0, atol=1e-12)
+    shift = float(model.visible_offset @ model.W.detach() @ model.hidden_offset)
+    assert exact.log_z(model) == pytest.approx(exact.log_z(plain) + shift, abs=1e-12)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from kakusan.commands import add_run_options
 
+EXACT_START_LIMIT = 20  # reverse AIS starts from exact model samples up to this many hidden units
 MODEL_CLASSES = {"bernoulli": "BernoulliRBM", "spin": "SpinRBM", "gaussian": "GaussianRBM"}
 
 
@@ -64,7 +65,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     ev.add_argument("--runs", type=int, default=100, help="AIS runs")
     ev.add_argument("--betas", type=int, default=14500, help="AIS inverse temperatures (S&M-style schedule)")
     ev.add_argument("--reverse-steps", type=int, default=1000,
-                    help="Gibbs sweeps from test rows that give reverse AIS its start samples (0: no reverse AIS)")
+                    help="Gibbs sweeps from test rows that give reverse AIS its start samples (0: no reverse AIS); "
+                         f"up to {EXACT_START_LIMIT} hidden units the starts are exact model samples instead")
     ev.add_argument("--json", action="store_true", help="print one JSON object")
     add_run_options(ev)
     p.set_defaults(run=run, rbm_parser=p)
@@ -259,6 +261,7 @@ def _exact_result(model, test) -> dict:
 def _ais_result(model, train, test, args) -> dict:
     import torch
 
+    from kakusan.rbm import exact
     from kakusan.rbm.ais import ais, reverse_ais
     from kakusan.runtime import make_generator
 
@@ -272,11 +275,14 @@ def _ais_result(model, train, test, args) -> dict:
               "test_log_likelihood": mean_neg_f - fwd.log_z, "ais_runs": args.runs, "ais_betas": len(betas),
               "ais_ess": fwd.ess}
     if args.reverse_steps > 0:
-        start = test[torch.randint(0, len(test), (args.runs,), generator=g)]
-        v0 = model.sample(args.runs, g, n_steps=args.reverse_steps, v0=start)
+        if model.n_hidden <= EXACT_START_LIMIT:  # exact model samples: reverse AIS is a true upper bound
+            v0, how = exact.sample(model, args.runs, g), "exact"
+        else:
+            start = test[torch.randint(0, len(test), (args.runs,), generator=g)]
+            v0, how = model.sample(args.runs, g, n_steps=args.reverse_steps, v0=start), "gibbs"
         rev = reverse_ais(model, v0, train, betas=betas, generator=g)
         result.update(log_z_reverse=rev.log_z, log_z_reverse_stderr=rev.log_z_stderr,
-                      test_log_likelihood_reverse=mean_neg_f - rev.log_z)
+                      test_log_likelihood_reverse=mean_neg_f - rev.log_z, reverse_start=how)
     return result
 
 

@@ -107,3 +107,21 @@ class BernoulliRBM(RBM):
         self.c.add_((mu - self.visible_offset) @ self.W)
         self.visible_offset.copy_(mu)
         self.hidden_offset.copy_(lam)
+
+    @torch.no_grad()
+    def uncentered(self) -> BernoulliRBM:
+        """The plain RBM (W, b − Wλ, c − Wᵀμ) with the same distribution q(v, h), as a new model.
+
+        The centered energy carries the constant −μᵀWλ, so log Z(self) = log Z(plain) + μᵀWλ while
+        log q(v) is the same. Use it to hand the weights to code that knows only E = −vᵀWh − bᵀv − cᵀh.
+        """
+        plain = BernoulliRBM(self.n_visible, self.n_hidden, dtype=str(self.dtype).removeprefix("torch."))
+        plain.to(self.device)
+        plain.W.copy_(self.W)
+        if self.centered:
+            plain.b.copy_(self.b - self.W @ self.hidden_offset)
+            plain.c.copy_(self.c - self.visible_offset @ self.W)
+        else:
+            plain.b.copy_(self.b)
+            plain.c.copy_(self.c)
+        return plain
