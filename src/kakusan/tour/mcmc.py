@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import torch
-
 from kakusan.tour import Section, TourContext
 
 
