@@ -85,7 +85,7 @@ def fit(model: torch.nn.Module, objective: Objective, data: torch.Tensor | None,
     A non-finite loss or parameter stops the run with a :class:`KakusanError` and keeps the last checkpoint.
     """
     generator = make_generator(config.seed)
-    start = _resume(run, model, optimizer, generator) if (run is not None and resume) else 0
+    start = _resume(run, model, optimizer, generator, objective) if (run is not None and resume) else 0
     history: list[dict[str, float]] = []
     steps = range(start, config.steps)
     if config.progress:
@@ -109,9 +109,9 @@ def fit(model: torch.nn.Module, objective: Objective, data: torch.Tensor | None,
         if callback is not None:
             callback(step + 1, out)
         if run is not None and config.checkpoint_every and (step + 1) % config.checkpoint_every == 0:
-            save_training_state(run, model, optimizer, generator, step + 1)
+            save_training_state(run, model, optimizer, generator, step + 1, objective)
     if run is not None and config.steps > start:
-        save_training_state(run, model, optimizer, generator, config.steps)
+        save_training_state(run, model, optimizer, generator, config.steps, objective)
     return TrainResult(steps=config.steps, history=history, resumed_from=start)
 
 
@@ -143,22 +143,32 @@ def _check_finite(model: torch.nn.Module, out: StepOutput, step: int) -> None:
 
 
 def save_training_state(run: RunDir, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                        generator: torch.Generator, step: int) -> None:
-    """Write ``checkpoints/last``: model (rebuildable by name), optimizer state, step and generator state."""
+                        generator: torch.Generator, step: int, objective: Objective | None = None) -> None:
+    """Write ``checkpoints/last``: model (rebuildable by name), optimizer state, step and generator state.
+
+    An objective with state of its own (e.g. an RBM's persistent chains) exposes ``state_dict()`` →
+    {name: tensor} and ``load_state_dict(tensors)``; its tensors go into the same file as the optimizer
+    and the step, so they are always restored together.
+    """
     tensors, plain = _flatten_optimizer_state(optimizer.state_dict())
     tensors["generator_state"] = generator.get_state()
+    if hasattr(objective, "state_dict"):
+        tensors.update({f"objective.{k}": v.detach().cpu().contiguous() for k, v in objective.state_dict().items()})
     save_tensors(run.checkpoints, "optimizer", tensors, {"step": step, "optimizer": type(optimizer).__name__,
                                                          "state": plain})
     save_model(run.checkpoints, model, name="last", meta={"step": step})
 
 
-def _resume(run: RunDir, model, optimizer, generator) -> int:
+def _resume(run: RunDir, model, optimizer, generator, objective=None) -> int:
     if not (run.path / "checkpoints" / "last.json").exists():
         return 0
     model_tensors, _ = load_tensors(run.checkpoints, "last")
     model.load_state_dict(model_tensors)
     tensors, info = load_tensors(run.checkpoints, "optimizer")
     generator.set_state(tensors.pop("generator_state"))
+    own = {k.removeprefix("objective."): tensors.pop(k) for k in [k for k in tensors if k.startswith("objective.")]}
+    if own and hasattr(objective, "load_state_dict"):
+        objective.load_state_dict(own)
     optimizer.load_state_dict(_unflatten_optimizer_state(tensors, info["state"]))
     return int(info["step"])
 

@@ -81,16 +81,18 @@ def test_objective_gradient_is_data_minus_model_statistics(digits):
     torch.testing.assert_close(model.W.grad, want, rtol=0, atol=1e-12)
 
 
-@pytest.mark.parametrize("method", ["pcd", "pt"])
-def test_resume_continues_exactly(digits, tmp_path, method):
+@pytest.mark.parametrize("method,centered", [("pcd", False), ("pcd", True), ("pt", False)])
+def test_resume_continues_exactly(digits, tmp_path, method, centered):
+    """Chains and pending centering offsets travel in the checkpoint: the resumed run is bit-identical."""
     x = digits[0][:500]
     config = dict(method=method, n_temperatures=4, batch_size=50, lr=0.05, weight_decay=1e-4, progress=False, eval_every=-1, seed=4)
-    whole = BernoulliRBM(64, 9, seed=5).init_from_data(x)
+    whole = BernoulliRBM(64, 9, seed=5, centered=centered).init_from_data(x)
     fit_rbm(whole, x, RBMTrainConfig(epochs=4, **config))
     run = RunDir.create("rbm", tmp_path / "run")
-    first = BernoulliRBM(64, 9, seed=5).init_from_data(x)
+    first = BernoulliRBM(64, 9, seed=5, centered=centered).init_from_data(x)
     fit_rbm(first, x, RBMTrainConfig(epochs=2, **config), run=run)  # "killed" after 2 epochs
-    resumed = BernoulliRBM(64, 9, seed=99)  # parameters come from the checkpoint
+    assert not (run.checkpoints / "negatives.json").exists()  # one file holds optimizer, step and chains
+    resumed = BernoulliRBM(64, 9, seed=99, centered=centered)  # parameters come from the checkpoint
     result = fit_rbm(resumed, x, RBMTrainConfig(epochs=4, **config), run=run)
     assert result.train.resumed_from == 20
     for name, p in whole.state_dict().items():

@@ -3,8 +3,9 @@
 This module writes no training loop. It builds the negative phase, the objective and the optimizer
 from an :class:`RBMTrainConfig`, and hands them to :func:`kakusan.train.fit`; a callback sets the
 learning rate of the schedule, shows a progress bar with a live likelihood proxy, evaluates the
-log-likelihood (exact when the smaller layer is small, else the pseudo-log-likelihood) and keeps the
-persistent chains with the checkpoint, so a killed run resumes where it stopped.
+log-likelihood (exact when the smaller layer is small, else the pseudo-log-likelihood). The persistent
+chains are the objective's state, which :func:`kakusan.train.fit` keeps with the optimizer's in every
+checkpoint, so a killed run resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -198,6 +199,7 @@ def fit_rbm(model: RBM, data: Tensor, config: RBMTrainConfig = RBMTrainConfig(),
 
 
 def _load_negatives(run: RunDir, negatives: NegativePhase) -> None:
+    """Chains of a run written before they were kept with the optimizer state (``checkpoints/negatives``)."""
     from kakusan.report.checkpoint import load_tensors
 
     if (run.checkpoints / "negatives.json").exists():
@@ -206,7 +208,7 @@ def _load_negatives(run: RunDir, negatives: NegativePhase) -> None:
 
 
 class _Monitor:
-    """The callback of :func:`fit_rbm`: learning-rate schedule, progress bar, evaluations, chain checkpoints."""
+    """The callback of :func:`fit_rbm`: learning-rate schedule, progress bar, evaluations."""
 
     def __init__(self, model, data, test, config: RBMTrainConfig, per_epoch: int, total: int, optimizer, negatives,
                  run: RunDir | None, user_callback):
@@ -236,9 +238,6 @@ class _Monitor:
             self.proxy = pll if self.proxy is None else 0.95 * self.proxy + 0.05 * pll
         if self.every > 0 and (step % self.every == 0 or step == self.total):
             self.evaluate(step)
-        if self.run is not None and ((self.config.checkpoint_every and step % self.config.checkpoint_every == 0)
-                                     or step == self.total):
-            self._save_negatives(step)
         self._show(step)
         if self.user_callback is not None:
             self.user_callback(step, out)
@@ -256,12 +255,6 @@ class _Monitor:
         if self.run is not None:
             self.run.log_metrics(eval=True, **record)
         self._t0 = time.perf_counter()  # evaluations do not count as training time
-
-    def _save_negatives(self, step: int) -> None:
-        from kakusan.report.checkpoint import save_tensors
-
-        save_tensors(self.run.checkpoints, "negatives", self.negatives.state_dict(),
-                     {"step": step, "method": self.negatives.name})
 
     def _show(self, step: int) -> None:
         if self.bar is None:

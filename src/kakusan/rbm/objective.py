@@ -76,6 +76,19 @@ class FreeEnergyContrast:
         self._calls += 1
         return StepOutput(loss=loss, metrics=metrics)
 
+    def state_dict(self) -> dict[str, Tensor]:
+        """What a checkpoint must keep to resume exactly: the negative phase's chains and pending offsets."""
+        out = {f"negatives.{k}": v for k, v in self.negatives.state_dict().items()}
+        if self._pending_offsets is not None:
+            out["pending_visible_mean"], out["pending_hidden_mean"] = self._pending_offsets
+        return out
+
+    def load_state_dict(self, tensors: dict[str, Tensor]) -> None:
+        self.negatives.load_state_dict({k.removeprefix("negatives."): v for k, v in tensors.items()
+                                        if k.startswith("negatives.")})
+        if "pending_visible_mean" in tensors:
+            self._pending_offsets = (tensors["pending_visible_mean"], tensors["pending_hidden_mean"])
+
     def _apply_offsets(self, model: RBM) -> None:
         if self._pending_offsets is not None:
             model.update_offsets(*self._pending_offsets, rate=self.offset_rate)
