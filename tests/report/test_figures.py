@@ -29,6 +29,9 @@ def test_image_grid_rejects_bad_shapes(tmp_path):
 
 def test_line_contour_scatter_and_heatmap(tmp_path):
     assert figures.line_plot({"a": [3, 2, 1]}, tmp_path / "l.png", hlines={"target": 1.0}).stat().st_size > 0
+    own_x = figures.line_plot({"a": [3, 2, 1], "b": [1, 2]}, tmp_path / "x.png", xs={"a": [1, 2, 4], "b": [3, 9]},
+                              logx=True, marker="o")
+    assert own_x.stat().st_size > 0
     pts = np.random.default_rng(1).normal(size=(50, 2))
     f = figures.density_contour(lambda z: -0.5 * (z ** 2).sum(1), pts, tmp_path / "c.png")
     assert f.stat().st_size > 0

@@ -58,18 +58,23 @@ def image_grid(images, path: str | Path, nrow: int | None = None, *, value_range
 
 def line_plot(series: Mapping[str, Sequence[float]], path: str | Path, *, x: Sequence[float] | None = None,
               xlabel: str = "step", ylabel: str = "", title: str | None = None, logy: bool = False,
-              hlines: Mapping[str, float] | None = None) -> Path:
-    """Plot each named series against ``x`` (default 0, 1, ...); ``hlines`` adds labelled reference lines."""
+              hlines: Mapping[str, float] | None = None, xs: Mapping[str, Sequence[float]] | None = None,
+              logx: bool = False, marker: str | None = None) -> Path:
+    """Plot each named series against ``x`` (default 0, 1, ...) or its own ``xs[name]``; ``hlines`` adds
+    labelled reference lines."""
     fig, ax = plt.subplots(figsize=(5.5, 3.6), dpi=110)
     for label, ys in series.items():
         ys = _as_numpy(ys)
-        ax.plot(np.arange(len(ys)) if x is None else _as_numpy(x), ys, label=label)
+        at = xs[label] if xs is not None and label in xs else x
+        ax.plot(np.arange(len(ys)) if at is None else _as_numpy(at), ys, label=label, marker=marker, ms=3)
     for k, (label, y) in enumerate((hlines or {}).items()):
         ax.axhline(y, ls="--", color=f"C{len(series) + k}", label=label)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if logy:
         ax.set_yscale("log")
+    if logx:
+        ax.set_xscale("log")
     if title:
         ax.set_title(title)
     if len(series) + len(hlines or {}) > 1:
