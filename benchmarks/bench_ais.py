@@ -79,8 +79,9 @@ def rbms_variant(model: BernoulliRBM, x: torch.Tensor, repeats: int, no_peers: b
     out: list[tuple[float, float]] = []
     with tempfile.TemporaryDirectory() as tmp:
         m, d = Path(tmp) / "model.npz", Path(tmp) / "data.npy"
-        np.savez(m, W=model.W.detach().double().numpy(), a=model.b.detach().double().numpy(),
-                 b=model.c.detach().double().numpy())
+        plain = model.uncentered()  # rbms knows only E = −vᵀWh − aᵀv − bᵀh
+        np.savez(m, W=plain.W.detach().double().numpy(), a=plain.b.detach().double().numpy(),
+                 b=plain.c.detach().double().numpy())
         np.save(d, x.numpy())
         info = {}
         for r in range(repeats):

@@ -25,10 +25,12 @@ import torch
 from kakusan.errors import KakusanError
 from kakusan.rbm.base import RBM, Layer
 from kakusan.rbm.units import softplus
+from kakusan.runtime import make_generator
 
 Tensor = torch.Tensor
 F64 = torch.float64
 MAX_UNITS = 32
+MAX_SAMPLE_UNITS = 26  # exact sampling keeps all 2^n log-weights: 512 MiB of float64 at 26
 DEFAULT_CHUNK = 1 << 18  # float64 numbers in one (states × units) block: 2 MiB
 
 
@@ -106,8 +108,13 @@ def _quadratic_form(log_weight, n: int) -> QuadraticSum:
 
 def _states(start: int, stop: int, n: int, values: tuple[float, float]) -> Tensor:
     """States start..stop−1 of {lo, hi}^n as (stop − start, n) float64; bit k of the index is unit n−1−k."""
+    return _decode(torch.arange(start, stop), n, values)
+
+
+def _decode(index: Tensor, n: int, values: tuple[float, float]) -> Tensor:
+    """The states with these (int64, CPU) indices as (len(index), n) float64, in :func:`_states`' order."""
     lo, hi = values
-    bits = (torch.arange(start, stop)[:, None] >> torch.arange(n - 1, -1, -1)) & 1
+    bits = (index[:, None] >> torch.arange(n - 1, -1, -1)) & 1
     return lo + (hi - lo) * bits.to(F64)
 
 
@@ -144,11 +151,9 @@ def sample(model: RBM, n: int, generator=None, *, chunk: int = DEFAULT_CHUNK) ->
     a Markov chain: the start samples reverse AIS needs for its upper bound, and a check on any sampler.
     Cost: 2^{n_hidden} · n_visible multiply-adds; memory 2^{n_hidden} float64 numbers (n_hidden ≲ 24).
     """
-    from kakusan.runtime import make_generator
-
     n_h = model.n_hidden
-    if n_h > 26:
-        raise KakusanError(f"exact sampling enumerates 2^{n_h} hidden states (limit 2^26): "
+    if n_h > MAX_SAMPLE_UNITS:
+        raise KakusanError(f"exact sampling enumerates 2^{n_h} hidden states (limit 2^{MAX_SAMPLE_UNITS}): "
                            "draw long Gibbs chains with model.sample instead")
     if not isinstance(n, int) or n < 1:
         raise KakusanError(f"the number of samples must be a positive integer, got {n!r}")
@@ -161,8 +166,7 @@ def sample(model: RBM, n: int, generator=None, *, chunk: int = DEFAULT_CHUNK) ->
     cdf = torch.cumsum(torch.exp(log_q - log_q.max()), 0)
     u = torch.rand(n, generator=g, dtype=F64, device=cdf.device) * cdf[-1]
     index = torch.searchsorted(cdf, u).clamp_(max=2**n_h - 1)
-    bits = (index.cpu()[:, None] >> torch.arange(n_h - 1, -1, -1)) & 1
-    h = (values[0] + (values[1] - values[0]) * bits.to(F64)).to(model.device, model.dtype)
+    h = _decode(index.cpu(), n_h, values).to(model.device, model.dtype)
     return model.sample_visible(h, g)
 
 
