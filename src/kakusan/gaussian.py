@@ -29,7 +29,7 @@ import torch
 
 from kakusan import linalg
 from kakusan.errors import KakusanError
-from kakusan.report.checkpoint import register_model
+from kakusan.registry import register_model
 from kakusan.runtime import Seed, make_generator
 
 LOG_2PI = math.log(2 * math.pi)

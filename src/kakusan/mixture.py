@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from kakusan.errors import KakusanError
-from kakusan.report.checkpoint import register_model
+from kakusan.registry import register_model
 from kakusan.runtime import Seed, make_generator
 
 CovarianceType = Literal["full", "diag"]

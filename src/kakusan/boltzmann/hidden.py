@@ -20,7 +20,7 @@ from kakusan.boltzmann import exact
 from kakusan.boltzmann.ising import IsingModel
 from kakusan.errors import KakusanError
 from kakusan.learn.base import Stats
-from kakusan.report.checkpoint import register_model
+from kakusan.registry import register_model
 from kakusan.runtime import Seed, make_generator
 
 Tensor = torch.Tensor

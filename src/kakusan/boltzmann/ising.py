@@ -24,8 +24,8 @@ from torch import nn
 
 from kakusan.boltzmann import exact
 from kakusan.errors import KakusanError
-from kakusan.report.checkpoint import register_model
-from kakusan.report.run_dir import atomic_write_bytes
+from kakusan.registry import register_model
+from kakusan.files import atomic_write_bytes
 from kakusan.runtime import Seed, make_generator
 
 Tensor = torch.Tensor

@@ -18,7 +18,7 @@ import torch
 from kakusan.rbm.base import RBM
 from kakusan.rbm.sparse import affine
 from kakusan.rbm.units import BERNOULLI
-from kakusan.report.checkpoint import register_model
+from kakusan.registry import register_model
 
 Tensor = torch.Tensor
 

@@ -25,7 +25,7 @@ from torch import nn
 from kakusan.rbm.base import RBM, Beta, row_scale, scale
 from kakusan.rbm.base_rate import GaussianBase, VisibleBase
 from kakusan.rbm.units import BERNOULLI
-from kakusan.report.checkpoint import register_model
+from kakusan.registry import register_model
 
 Tensor = torch.Tensor
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from kakusan.rbm.base import RBM
 from kakusan.rbm.units import SPIN
-from kakusan.report.checkpoint import register_model
+from kakusan.registry import register_model
 
 
 @register_model

@@ -26,27 +26,7 @@ from safetensors.torch import save as st_save
 from kakusan.errors import CheckpointError
 from kakusan.report.run_dir import atomic_write_bytes, atomic_write_json, to_jsonable
 
-MODELS: dict[str, type[torch.nn.Module]] = {}
-T = TypeVar("T", bound=type)
-
-# Modules whose import registers model classes; imported on demand by load_model.
-MODEL_MODULES = ("kakusan.gaussian", "kakusan.mixture", "kakusan.boltzmann.ising", "kakusan.boltzmann.hidden",
-                 "kakusan.rbm")
-
-
-def _import_model_modules() -> None:
-    for name in MODEL_MODULES:
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as e:
-            if e.name != name:  # a missing dependency, not a chapter not written yet
-                raise
-
-
-def register_model(cls: T) -> T:
-    """Class decorator: allow ``load_model`` to rebuild ``cls`` by name."""
-    MODELS[cls.__name__] = cls
-    return cls
+from kakusan.registry import MODELS, model_class, register_model  # noqa: E402,F401  (interim)
 
 
 def model_config(model: torch.nn.Module) -> dict[str, Any]:
@@ -98,13 +78,7 @@ def save_model(directory: Path, model: torch.nn.Module, name: str = "model", met
 def load_model(directory: Path, name: str = "model", map_location: str | torch.device = "cpu") -> torch.nn.Module:
     """Rebuild a model saved by :func:`save_model` (no unpickling: class looked up in the registry)."""
     tensors, info = load_tensors(directory, name)
-    if info.get("class", "") not in MODELS:
-        _import_model_modules()
-    cls = MODELS.get(info.get("class", ""))
-    if cls is None:
-        raise CheckpointError(
-            f"checkpoint names unknown model class {info.get('class')!r}; known: {', '.join(sorted(MODELS)) or 'none'}"
-        )
+    cls = model_class(info.get("class", ""))
     model = cls(**info.get("config", {}))
     model.load_state_dict(tensors)
     return model.to(map_location)

@@ -7,69 +7,15 @@ collision, and an explicit directory that already holds files is refused.
 from __future__ import annotations
 
 import json
-import math
-import os
 import sys
 import time
-from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
 
 from kakusan.errors import KakusanError
+from kakusan.files import atomic_save_npy, atomic_write_bytes, atomic_write_json, to_jsonable
 
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file and an atomic rename."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def atomic_save_npy(path: Path, array) -> Path:
-    """Write a NumPy array (or tensor) as ``.npy``, atomically."""
-    import io
-
-    import numpy as np
-
-    if hasattr(array, "detach"):
-        array = array.detach().cpu().numpy()
-    buf = io.BytesIO()
-    np.save(buf, np.asarray(array))
-    atomic_write_bytes(Path(path), buf.getvalue())
-    return Path(path)
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    """Write ``obj`` as indented JSON, atomically."""
-    atomic_write_bytes(Path(path), (json.dumps(to_jsonable(obj), indent=2) + "\n").encode())
-
-
-def to_jsonable(obj: Any) -> Any:
-    """Dataclasses, paths, tuples, NumPy and torch scalars/arrays to plain JSON types.
-
-    Non-finite floats become the strings "inf", "-inf" and "nan", so every file stays strict JSON.
-    """
-    if is_dataclass(obj) and not isinstance(obj, type):
-        return to_jsonable(asdict(obj))
-    if isinstance(obj, dict):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [to_jsonable(v) for v in obj]
-    if isinstance(obj, Path):
-        return str(obj)
-    if hasattr(obj, "tolist"):  # numpy / torch arrays and scalars
-        return to_jsonable(obj.tolist())
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return str(obj)
-    return obj
+__all__ = ["RunDir", "atomic_save_npy", "atomic_write_bytes", "atomic_write_json", "to_jsonable"]
 
 
 class RunDir:
