@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import shlex
 import sys
 import time
 
@@ -23,10 +24,10 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from kakusan.errors import KakusanError
-    from kakusan.report.html import render_section, write_report
+    from kakusan.report.html import provenance, render_section, write_report
     from kakusan.report.run_dir import RunDir
     from kakusan.runtime import make_generator, set_threads
-    from kakusan.tour import CHAPTERS, TourContext
+    from kakusan.tour import CHAPTERS, PLANNED, TourContext
 
     chapters = list(CHAPTERS) if args.chapters is None else [c.strip() for c in args.chapters.split(",") if c.strip()]
     unknown = [c for c in chapters if c not in CHAPTERS]
@@ -38,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
                          argv=args.argv)
     ctx = TourContext(run=run_dir, size=args.size, generator=make_generator(args.seed))
     rendered = []
+    started = time.perf_counter()
     bar = tqdm(chapters, desc="tour", unit="chapter", file=sys.stderr)
     for i, name in enumerate(bar):
         bar.set_postfix_str(name)
@@ -46,11 +48,21 @@ def run(args: argparse.Namespace) -> int:
         seconds = time.perf_counter() - t0
         section.numbers.setdefault("time for this section (s)", round(seconds, 2))
         run_dir.log_metrics(chapter=name, seconds=seconds, **{k: v for k, v in section.numbers.items()})
-        title = f"{i + 1}. {section.title}"
-        rendered.append((title, render_section(title, section.paragraphs, section.figures,
-                                                       section.numbers, anchor=f"s{i}")))
+        rendered.append((f"s{i}", section.title, render_section(f"{i + 1}. {section.title}", section.paragraphs,
+                                                                 section.figures, section.numbers, anchor=f"s{i}")))
+    header = {
+        "command": shlex.join(args.argv if getattr(args, "argv", None) else ["kakusan", "tour"]),
+        "size": f"{args.size} (chapters: {', '.join(chapters)})",
+        "seed": args.seed,
+        **provenance("cpu"),
+        "run directory": str(run_dir.path),
+        "time": f"{time.perf_counter() - started:.1f} s",
+    }
     report = write_report(run_dir.path / "report.html", "kakusan tour: from KL divergence to diffusion", rendered,
                           intro="Every model on this road is learned by minimising KL(p<sub>0</sub>&#8214;q), the "
-                                "divergence from the data's empirical distribution to the model.")
+                                "divergence from the data's empirical distribution to the model. The chapters "
+                                "below run on scikit-learn's bundled 8×8 digits; those greyed in the contents "
+                                "are not yet built.",
+                          header=header, planned=PLANNED)
     print(f"report: {report}")
     return 0

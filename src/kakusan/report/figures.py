@@ -61,8 +61,8 @@ def line_plot(series: Mapping[str, Sequence[float]], path: str | Path, *, x: Seq
               hlines: Mapping[str, float] | None = None, xs: Mapping[str, Sequence[float]] | None = None,
               logx: bool = False, marker: str | None = None) -> Path:
     """Plot each named series against ``x`` (default 0, 1, ...) or its own ``xs[name]``; ``hlines`` adds
-    labelled reference lines."""
-    fig, ax = plt.subplots(figsize=(5.5, 3.6), dpi=110)
+    labelled reference lines. With more than one line, the legend goes below the axes, where it covers no data."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.6), dpi=110, layout="constrained")
     for label, ys in series.items():
         ys = _as_numpy(ys)
         at = xs[label] if xs is not None and label in xs else x
@@ -77,9 +77,23 @@ def line_plot(series: Mapping[str, Sequence[float]], path: str | Path, *, x: Seq
         ax.set_xscale("log")
     if title:
         ax.set_title(title)
-    if len(series) + len(hlines or {}) > 1:
-        ax.legend(frameon=False)
+    _legend_below(fig, len(series) + len(hlines or {}))
     return _save(fig, path)
+
+
+def _legend_below(fig, n_lines: int, max_cols: int = 3) -> None:
+    """With more than one line, a legend below the axes (it covers no data), in as many columns (up to
+    ``max_cols``) as fit the figure's width; the figure grows by its rows."""
+    if n_lines < 2:
+        return
+    renderer = fig.canvas.get_renderer()
+    for ncols in range(min(n_lines, max_cols), 0, -1):
+        legend = fig.legend(loc="outside lower center", ncols=ncols, frameon=False, fontsize="small")
+        if ncols == 1 or legend.get_window_extent(renderer).width <= 0.98 * fig.bbox.width:
+            break
+        legend.remove()
+    width, height = fig.get_size_inches()
+    fig.set_size_inches(width, height + 0.2 * math.ceil(n_lines / ncols))
 
 
 def scatter_plot(x, y, path: str | Path, *, xlabel: str = "", ylabel: str = "", title: str | None = None,
@@ -136,7 +150,8 @@ def heatmap(matrix, path: str | Path, *, title: str | None = None, cmap: str = "
 def _save(fig, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
+    if fig.get_layout_engine() is None:
+        fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
     return path

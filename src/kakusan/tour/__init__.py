@@ -18,6 +18,9 @@ Size = Literal["tiny", "default"]
 
 # Chapter modules under kakusan.tour, in the order of the road.
 CHAPTERS = ("gaussian", "boltzmann", "hidden", "mcmc", "mcmc_free", "rbm")
+# The rest of the road, named in the report's contents as not yet built.
+PLANNED = ("The variational autoencoder (VAE)", "The hierarchical VAE", "The diffusion model",
+           "Prompt → image: text-conditioned diffusion")
 
 
 @dataclass
