@@ -18,7 +18,7 @@ from kakusan.gaussian import (
     kl_gaussians,
     sufficient_stats,
 )
-from kakusan.report.checkpoint import load_model, save_model
+from kakusan.checkpoint import load_model, save_model
 
 F64 = torch.float64
 COV3 = torch.tensor([[1.0, 0.5, 0.2], [0.5, 1.5, -0.3], [0.2, -0.3, 0.8]], dtype=F64)

@@ -14,7 +14,7 @@ from sklearn.mixture import GaussianMixture as SkGaussianMixture
 from kakusan.errors import KakusanError
 from kakusan.mixture import GaussianMixture, MixtureParams
 from kakusan.optim.em import e_step, fit_em, initialize, jensen_bound, m_step
-from kakusan.report.checkpoint import load_model, save_model
+from kakusan.checkpoint import load_model, save_model
 
 K, D, N = 3, 5, 211
 

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from kakusan.errors import KakusanError
-from kakusan.report.checkpoint import register_model
+from kakusan.registry import register_model
 from kakusan.report.run_dir import RunDir
 from kakusan.train import StepOutput, TrainConfig, fit
 
@@ -60,7 +60,7 @@ def test_killed_run_resumes_to_the_same_result(tmp_path, gen):
 
 def test_divergence_is_a_clear_error(gen):
     model = _Line(3)
-    with pytest.raises(KakusanError, match="diverged at step"):
+    with pytest.raises(KakusanError, match="diverged by step"):
         fit(model, _least_squares, _data(gen) * 1e3, torch.optim.SGD(model.parameters(), lr=10.0),
             TrainConfig(steps=200, progress=False))
 

@@ -11,3 +11,16 @@ import os as _os
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __version__ = "0.1.0"
+
+
+def load(source, weights: str = "ema", *, part: str | None = None, device="cpu"):
+    """Rebuild the model a run saved, in one line: ``kakusan.load("runs/vae-…", weights="ema")``.
+
+    ``weights`` is ``"ema"`` (the EMA average, or the raw weights when the run kept none), ``"model"``
+    (the exported final weights) or ``"last"`` (the newest training checkpoint); ``part`` rebuilds a
+    named component (``"autoencoder"``, ``"denoiser"``). Nothing is unpickled: the class is looked up in
+    :mod:`kakusan.registry` and the tensors come from safetensors.
+    """
+    from kakusan.checkpoint import load_run
+
+    return load_run(source, weights, part=part, device=device)

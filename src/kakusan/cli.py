@@ -53,8 +53,17 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "run", None):
         parser.print_help()
         return 2
+    from kakusan.train_state import Interrupted
+
     try:
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # under torchrun: join the process group first
+            from kakusan.runtime import init_distributed
+
+            init_distributed(getattr(args, "device", None))
         return int(args.run(args) or 0)
+    except Interrupted as e:
+        sys.stderr.write(f"kakusan: {e}; run the same command with --resume to continue\n")
+        return 130
     except KakusanError as e:
         sys.stderr.write(f"kakusan: error: {e}\n")
         return 2

@@ -24,15 +24,23 @@ def pick_device(name: str | None = None) -> torch.device:
     return device
 
 
-def make_generator(seed: Seed = None, device: torch.device | str = "cpu") -> torch.Generator:
-    """A ``torch.Generator`` from a seed (``None`` draws a fresh seed); a generator passes through.
+def make_generator(seed: Seed = None, device: torch.device | str | None = None) -> torch.Generator:
+    """A ``torch.Generator`` on ``device`` from a seed or a generator (``None`` draws a fresh seed).
+
+    A generator already on ``device`` (or any generator when ``device`` is None) passes through. A
+    generator on another device — a CPU training generator for chains on a GPU — seeds a new generator
+    on ``device`` with one 62-bit draw from it: deterministic given its state, and checkpointing the
+    CPU generator is enough to resume. A seed gives a generator on ``device`` (the CPU when None).
 
     The library never seeds torch's global generator: every random function takes the
     generator this returns, so the same seed gives the same result.
     """
     if isinstance(seed, torch.Generator):
-        return seed
-    g = torch.Generator(device=device)
+        if device is None or _same_device(seed.device, torch.device(device)):
+            return seed
+        derived = int(torch.randint(0, 2**62, (1,), generator=seed, device=seed.device))
+        return torch.Generator(device=device).manual_seed(derived)
+    g = torch.Generator(device="cpu" if device is None else device)
     if seed is None:
         g.seed()
     else:
@@ -40,6 +48,16 @@ def make_generator(seed: Seed = None, device: torch.device | str = "cpu") -> tor
             raise KakusanError(f"seed must be a non-negative integer, got {seed!r}")
         g.manual_seed(seed)
     return g
+
+
+def _same_device(a: torch.device, b: torch.device) -> bool:
+    """Whether a and b are one device (``cuda`` without an index means the current GPU)."""
+    if a.type != b.type:
+        return False
+    if a.type != "cuda" or a.index == b.index:
+        return True
+    current = torch.cuda.current_device()
+    return (current if a.index is None else a.index) == (current if b.index is None else b.index)
 
 
 def set_threads(n: int | None = None) -> int:
@@ -51,3 +69,35 @@ def set_threads(n: int | None = None) -> int:
             n = os.cpu_count() or 1
     torch.set_num_threads(max(1, n))
     return torch.get_num_threads()
+
+
+def world() -> tuple[int, int]:
+    """(rank, world size) of this process: (0, 1) unless a ``torch.distributed`` group is running."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def init_distributed(device: str | None = None) -> tuple[int, int]:
+    """Join the process group ``torchrun`` set up (env ``WORLD_SIZE`` > 1): gloo on CPU, NCCL on GPU.
+
+    Returns (rank, world size); a single process (no ``torchrun``) returns (0, 1) and starts nothing.
+    On GPU each rank takes the device ``LOCAL_RANK``.
+    """
+    import torch.distributed as dist
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or (dist.is_available() and dist.is_initialized()):
+        return world()
+    use_cuda = device not in (None, "auto") and str(device).startswith("cuda") or (
+        device in (None, "auto") and torch.cuda.is_available())
+    if use_cuda:
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    dist.init_process_group("nccl" if use_cuda else "gloo")
+    return world()
+
+
+def rank_seed(seed: int, rank: int) -> int:
+    """The seed of rank ``rank``'s generator: ``seed`` itself on rank 0, a distinct derived seed elsewhere."""
+    return seed if rank == 0 else (seed * 1_000_003 + 7919 * rank) % (2**63 - 1)

@@ -1,28 +1,52 @@
-"""One training loop for every torch objective: batches, optimizer, metrics, progress, checkpoint/resume.
+"""The one training loop for every torch model: batches, optimizer, schedule, EMA, hooks, checkpoints, DDP.
 
-An *objective* is a callable ``objective(model, batch, generator) -> StepOutput``. ``StepOutput.loss``
-is the tensor to back-propagate (for energy-based models, a surrogate whose gradient is data statistics
-minus model statistics); ``StepOutput.value``, when the objective can compute it, is the true objective
-(e.g. the exact KL) that line-search optimizers compare; ``metrics`` go to ``metrics.jsonl``.
+An *objective* is a callable ``objective(model, batch, generator) -> StepOutput``. ``StepOutput.loss`` is
+the tensor to back-propagate — a mean over the batch's examples (for energy-based models, a surrogate
+whose gradient is data statistics minus model statistics); ``StepOutput.value``, when the objective can
+compute it, is the true objective (e.g. the exact KL) that line-search optimizers compare; ``metrics``
+are tensors or floats (per-example tensors are averaged), kept on the device and reduced to means over
+each logging interval, so nothing waits for the device between logs.
 
-Optimizers follow ``torch.optim``; those that need to re-evaluate the objective (backtracking, L-BFGS)
-get a closure, as ``torch.optim`` specifies.
+One call of :func:`fit` does, per optimizer step s:
+
+1. take the batch of step s (:func:`kakusan.data.batches.batch_at`; a tensor, tuple or dict), shard it
+   over the ``torchrun`` ranks, apply ``transform(batch, generator)`` (dynamic binarisation, flips);
+2. cut it into ``accumulate`` micro-batches, back-propagate each loss weighted by its share of the
+   batch (so the gradient equals the whole batch's), clip the gradient norm, step the optimizer
+   (closure optimizers — backtracking, L-BFGS — get a closure, as ``torch.optim`` specifies), step the
+   scheduler and update the EMA weights;
+3. every ``log_every`` steps log metric means (all-reduced over ranks), every ``checkpoint_every``
+   write the checkpoint, and run the hooks (evaluation, sampling) that are due, in ``model.eval()``
+   and ``torch.no_grad()``.
+
+The checkpoint ``checkpoints/last`` is one file written atomically (:mod:`kakusan.checkpoint`): model,
+EMA weights, optimizer, scheduler, step, every rank's generator and the objective's own state
+(``state_dict``/``load_state_dict``, e.g. persistent chains), so a run killed at any instant resumes
+bit-identically. Ctrl-C finishes the step, writes the checkpoint and raises :class:`Interrupted`.
+
+Under ``torchrun`` the model is wrapped, with the objective, in a :class:`LossModule` inside
+``DistributedDataParallel``, so gradient hooks fire whatever model methods the objective calls; each
+rank gets its shard of each batch and its own generator, and only rank 0 writes.
 """
 
 from __future__ import annotations
 
-import functools
+import contextlib
+import signal
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from kakusan.errors import KakusanError
-from kakusan.report.checkpoint import load_tensors, save_model, save_tensors
-from kakusan.report.run_dir import RunDir
-from kakusan.runtime import make_generator
+from kakusan import checkpoint
+from kakusan.data.batches import batch_at, batch_len, device_of, split
+from kakusan.errors import CheckpointError, KakusanError
+from kakusan.optim.ema import EMA
+from kakusan.runtime import make_generator, rank_seed, world
+from kakusan.train_state import Interrupted, restore, save_state
 
 
 @dataclass
@@ -31,7 +55,7 @@ class StepOutput:
 
     loss: torch.Tensor
     value: float | None = None
-    metrics: dict[str, float] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
 
 
 Objective = Callable[[torch.nn.Module, Any, torch.Generator], StepOutput]
@@ -39,15 +63,51 @@ Objective = Callable[[torch.nn.Module, Any, torch.Generator], StepOutput]
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Loop settings; the optimizer itself is passed to :func:`fit`."""
+    """Loop settings; the optimizer (and scheduler) are passed to :func:`fit`.
+
+    ``batch_size`` None passes the data whole; ``drop_last`` drops each epoch's partial batch;
+    ``accumulate`` splits every batch into that many micro-batches (same gradient, less memory);
+    ``ema_decays`` keeps one average of the weights per decay; ``autocast="bf16"`` runs the objective
+    in bfloat16 autocast; ``log_every`` steps per logged record (means over the interval);
+    ``checkpoint_every`` 0 checkpoints only at the end.
+    """
 
     steps: int = 1000
-    batch_size: int | None = None  # None: full batch (the data tensor is passed whole)
+    batch_size: int | None = None
+    drop_last: bool = True
     log_every: int = 1
-    checkpoint_every: int = 0  # 0: only at the end (when a run directory is given)
+    checkpoint_every: int = 0
     grad_clip: float | None = None
+    accumulate: int = 1
+    ema_decays: tuple[float, ...] = ()
+    autocast: str | None = None
     seed: int = 0
     progress: bool = True
+    desc: str = "train"
+
+
+@dataclass
+class Hook:
+    """A periodic job run every ``every`` steps (and at the last step) in eval mode, without gradients.
+
+    ``fn(context)`` gets a :class:`HookContext` and may return a dict of numbers, which is logged as an
+    event (``{"event": name, "step": s, ...}``) and shown on the progress bar. ``at_start`` also runs
+    it before the first step of a fresh (not resumed) run.
+    """
+
+    every: int
+    fn: Callable[["HookContext"], dict[str, Any] | None]
+    name: str = "eval"
+    at_start: bool = False
+
+
+@dataclass
+class HookContext:
+    step: int
+    model: torch.nn.Module
+    ema: EMA | None
+    seed: int  # a seed of the hook's own, from (run seed, step): hooks never touch the training generator
+    run: Any
 
 
 @dataclass
@@ -55,141 +115,294 @@ class TrainResult:
     steps: int
     history: list[dict[str, float]]
     resumed_from: int = 0
+    events: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0  # training time, hooks excluded
+    ema: EMA | None = None
 
 
-def batch_at(data: torch.Tensor, batch_size: int | None, step: int, seed: int) -> torch.Tensor:
-    """The batch of optimizer step ``step``: the whole tensor, or a mini-batch of that epoch's permutation.
+class LossModule(torch.nn.Module):
+    """``forward(batch, generator)`` runs the objective on the model, so DDP sees one forward."""
 
-    Each epoch's permutation comes from (seed, epoch) alone, so a resumed run sees the same batches.
+    def __init__(self, model: torch.nn.Module, objective: Objective):
+        super().__init__()
+        self.model, self.objective = model, objective
+
+    def forward(self, batch, generator):  # noqa: D401
+        return self.objective(self.model, batch, generator)
+
+
+def fit(model: torch.nn.Module, objective: Objective, data: Any, optimizer: torch.optim.Optimizer,
+        config: TrainConfig = TrainConfig(), *, run=None, resume: bool = True,
+        callback: Callable[[int, StepOutput], None] | None = None, scheduler=None,
+        transform: Callable[[Any, torch.Generator], Any] | None = None,
+        hooks: Sequence[Hook] = ()) -> TrainResult:
+    """Minimise ``objective`` over ``config.steps`` optimizer steps, writing to ``run`` (a RunDir) if given.
+
+    With a run directory and ``resume=True``, a run that finds ``checkpoints/last`` continues from it.
+    A non-finite loss or parameter stops the run with a :class:`KakusanError` and keeps the last
+    checkpoint. ``callback(step, out)`` runs after every step (``out`` is the step's StepOutput).
     """
-    if batch_size is None or batch_size >= len(data):
-        return data
-    per_epoch = len(data) // batch_size
-    epoch, i = divmod(step, per_epoch)
-    perm = _epoch_permutation(len(data), seed, epoch)
-    return data[perm[i * batch_size : (i + 1) * batch_size]]
+    _check_config(config)
+    rank, size = world()
+    device = device_of(data, next(iter(model.parameters()), torch.empty(0)).device)
+    generator = make_generator(rank_seed(config.seed, rank), device)
+    ema = EMA(model, config.ema_decays) if config.ema_decays else None
+    start = 0
+    if run is not None and resume and checkpoint.exists(run.checkpoints, "last"):
+        start = restore(run.checkpoints, model, optimizer, generator, objective, scheduler, ema, rank, size)
+    engine = LossModule(model, objective)
+    if size > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        engine = DistributedDataParallel(engine, device_ids=[device.index] if device.type == "cuda" else None)
+    loop = _Loop(model, engine, optimizer, config, scheduler, ema, generator, transform, rank, size, device)
+    result = TrainResult(steps=config.steps, history=[], resumed_from=start, ema=ema)
+    bar = _progress(config, start, rank)
+    save = (lambda step: save_state(run.checkpoints, model, optimizer, generator, step, objective, scheduler, ema,
+                                    rank, size)) if run is not None else (lambda step: None)
+    for hook in hooks:
+        if hook.at_start and start == 0:
+            _run_hook(hook, 0, model, ema, config, run, result, bar, rank)
+    t0 = time.perf_counter()
+    with _sigint_flag() as interrupted:
+        for step in range(start, config.steps):
+            batch = None if data is None else batch_at(data, config.batch_size, step, config.seed, config.drop_last)
+            out = loop.step(batch)
+            done = step + 1
+            last = done == config.steps
+            if done % config.log_every == 0 or last:
+                record = loop.flush(done)
+                result.history.append(record)
+                if run is not None and rank == 0:
+                    run.log_metrics(**record)
+                _show(bar, record)
+            elif device.type == "cpu":  # cheap here; on a GPU the check waits for the logging interval
+                loop.check_finite(done)
+            if callback is not None:
+                callback(done, out)
+            if bar is not None:
+                bar.update(1)
+            due = [h for h in hooks if h.every > 0 and (done % h.every == 0 or last)]
+            if due:
+                result.seconds += time.perf_counter() - t0
+                for hook in due:
+                    _run_hook(hook, done, model, ema, config, run, result, bar, rank)
+                t0 = time.perf_counter()
+            if config.checkpoint_every and done % config.checkpoint_every == 0 and not last:
+                loop.check_finite(done)
+                save(done)
+            if _stop_requested(interrupted, size, device) and not last:
+                loop.check_finite(done)
+                save(done)
+                _close(bar)
+                where = f"; checkpoint saved in {run.checkpoints}" if run is not None else ""
+                raise Interrupted(f"interrupted at step {done} of {config.steps}{where}", done)
+        result.seconds += time.perf_counter() - t0
+        if config.steps > start:
+            loop.check_finite(config.steps)
+            save(config.steps)
+    _close(bar)
+    return result
 
 
-@functools.lru_cache(maxsize=2)
-def _epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
-    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
+class _Loop:
+    """The per-step work of :func:`fit` and the metric sums of the current logging interval."""
 
+    def __init__(self, model, engine, optimizer, config: TrainConfig, scheduler, ema, generator, transform, rank,
+                 size, device):
+        self.model, self.engine, self.optimizer, self.config = model, engine, optimizer, config
+        self.scheduler, self.ema, self.generator, self.transform = scheduler, ema, generator, transform
+        self.rank, self.size, self.device = rank, size, device
+        self.sums: dict[str, torch.Tensor] = {}
+        self.count = 0
 
-def fit(model: torch.nn.Module, objective: Objective, data: torch.Tensor | None, optimizer: torch.optim.Optimizer,
-        config: TrainConfig = TrainConfig(), *, run: RunDir | None = None, resume: bool = True,
-        callback: Callable[[int, StepOutput], None] | None = None) -> TrainResult:
-    """Minimise ``objective`` over ``config.steps`` optimizer steps, writing to ``run`` if given.
+    def step(self, batch) -> StepOutput:
+        shard, scale = batch, 1.0
+        if batch is not None and self.size > 1:
+            n = batch_len(batch)
+            if n < self.size:
+                raise KakusanError(f"a batch of {n} cannot be shared by {self.size} processes: use a batch size of "
+                                   f"at least {self.size}")
+            shard = split(batch, self.size)[self.rank]
+            scale = batch_len(shard) * self.size / n  # DDP averages over ranks: weight each by its share
+        if shard is not None and self.transform is not None:
+            shard = self.transform(shard, self.generator)
+        micro = [shard] if shard is None or self.config.accumulate == 1 else split(shard, self.config.accumulate)
+        holder: list[StepOutput] = []
 
-    With a run directory and ``resume=True``, a run that finds ``checkpoints/last`` continues from it
-    (model, optimizer, step and generator state), so a killed run picks up where it stopped.
-    A non-finite loss or parameter stops the run with a :class:`KakusanError` and keeps the last checkpoint.
-    """
-    generator = make_generator(config.seed)
-    start = _resume(run, model, optimizer, generator, objective) if (run is not None and resume) else 0
-    history: list[dict[str, float]] = []
-    steps = range(start, config.steps)
-    if config.progress:
-        from tqdm import tqdm
+        def closure() -> torch.Tensor:
+            self.optimizer.zero_grad(set_to_none=True)
+            outs = []
+            for i, mb in enumerate(micro):
+                weight = scale * (1.0 if len(micro) == 1 else batch_len(mb) / batch_len(shard))
+                sync = i == len(micro) - 1 or not hasattr(self.engine, "no_sync")
+                with (contextlib.nullcontext() if sync else self.engine.no_sync()), self._autocast():
+                    out = self.engine(mb, self.generator)
+                (out.loss * weight if weight != 1.0 else out.loss).backward()
+                outs.append((out, weight / scale))
+            if self.config.grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+            combined = outs[0][0] if len(outs) == 1 else _combine(outs)
+            if not holder:
+                holder.append(combined)
+            if combined.value is not None:
+                return torch.tensor(combined.value, dtype=torch.float64)
+            return combined.loss.detach()
 
-        steps = tqdm(steps, initial=start, total=config.steps, desc="train", file=sys.stderr, leave=False,
-                     disable=None)
-    for step in steps:
-        batch = None if data is None else batch_at(data, config.batch_size, step, config.seed)
-        out = _step(model, objective, batch, optimizer, generator, config.grad_clip)
-        _check_finite(model, out, step)
-        record = {"step": step + 1, "loss": float(out.loss.detach()), **out.metrics}
+        self.optimizer.step(closure)
+        if self.scheduler is not None:
+            self.scheduler.step()
+        if self.ema is not None:
+            self.ema.update(self.model)
+        out = holder[0]  # the objective at the parameters the step started from
+        self._accumulate(out)
+        return out
+
+    def _autocast(self):
+        if self.config.autocast is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=torch.bfloat16)
+
+    def _accumulate(self, out: StepOutput) -> None:
+        values = {"loss": out.loss.detach()}
         if out.value is not None:
-            record["value"] = out.value
-        if (step + 1) % config.log_every == 0 or step + 1 == config.steps:
-            history.append(record)
-            if run is not None:
-                run.log_metrics(**record)
-        if config.progress and hasattr(steps, "set_postfix"):
-            steps.set_postfix(loss=f"{record.get('value', record['loss']):.4g}", refresh=False)
-        if callback is not None:
-            callback(step + 1, out)
-        if run is not None and config.checkpoint_every and (step + 1) % config.checkpoint_every == 0:
-            save_training_state(run, model, optimizer, generator, step + 1, objective)
-    if run is not None and config.steps > start:
-        save_training_state(run, model, optimizer, generator, config.steps, objective)
-    return TrainResult(steps=config.steps, history=history, resumed_from=start)
+            values["value"] = torch.tensor(float(out.value), dtype=torch.float64)
+        for k, v in out.metrics.items():
+            values[k] = v.detach().double().mean() if isinstance(v, torch.Tensor) else torch.tensor(
+                float(v), dtype=torch.float64)
+        for k, v in values.items():
+            v = v.to(torch.float64)
+            self.sums[k] = self.sums[k] + v if k in self.sums else v
+        self.count += 1
+
+    def flush(self, step: int) -> dict[str, float]:
+        """The metric means of the interval ending at ``step`` (averaged over ranks), and a finiteness check."""
+        names = sorted(self.sums)
+        means = torch.stack([self.sums[k].to(self.device) for k in names]) / max(self.count, 1)
+        if self.size > 1:
+            import torch.distributed as dist
+
+            dist.all_reduce(means)
+            means /= self.size
+        values = means.tolist()
+        self.sums, self.count = {}, 0
+        record = {"step": step, **dict(zip(names, values))}
+        if not all(v == v and abs(v) != float("inf") for v in (record["loss"], record.get("value", 0.0))):
+            raise _diverged(step)
+        self.check_finite(step)
+        return record
+
+    def check_finite(self, step: int) -> None:
+        sums = [p.detach().sum() for p in self.model.parameters()]
+        if sums and not bool(torch.isfinite(torch.stack(sums)).all()):
+            raise _diverged(step)
 
 
-def _step(model, objective, batch, optimizer, generator, grad_clip) -> StepOutput:
-    holder: dict[str, StepOutput] = {}
-
-    def closure() -> torch.Tensor:
-        optimizer.zero_grad(set_to_none=True)
-        out = objective(model, batch, generator)
-        out.loss.backward()
-        if grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-        holder.setdefault("first", out)
-        return torch.tensor(out.value, dtype=torch.float64) if out.value is not None else out.loss.detach()
-
-    optimizer.step(closure)
-    return holder["first"]  # the objective at the parameters the step started from
+def _combine(outs: list[tuple[StepOutput, float]]) -> StepOutput:
+    """One StepOutput from micro-batch outputs weighted by their share of the batch."""
+    loss = sum(o.loss.detach() * w for o, w in outs)
+    value = sum(o.value * w for o, w in outs) if all(o.value is not None for o, _ in outs) else None
+    metrics: dict[str, Any] = {}
+    for k in outs[0][0].metrics:
+        parts = [o.metrics[k] for o, _ in outs if k in o.metrics]
+        if len(parts) == len(outs):
+            metrics[k] = sum((p.detach().double().mean() if isinstance(p, torch.Tensor) else float(p)) * w
+                             for p, (_, w) in zip(parts, outs))
+    return StepOutput(loss=loss, value=value, metrics=metrics)
 
 
-def _check_finite(model: torch.nn.Module, out: StepOutput, step: int) -> None:
-    # a sum is non-finite whenever an element is: one reduction per parameter, no full-size temporaries
-    sums = [p.detach().sum() for p in model.parameters()]
-    bad = not torch.isfinite(out.loss.detach()).all() or (sums and not bool(torch.isfinite(torch.stack(sums)).all()))
-    if bad:
-        raise KakusanError(
-            f"training diverged at step {step + 1} (non-finite loss or parameters): lower the learning rate, "
-            "add regularisation or gradient clipping; the last checkpoint is kept"
-        )
+def _diverged(step: int) -> KakusanError:
+    return KakusanError(f"training diverged by step {step} (non-finite loss or parameters): lower the learning rate, "
+                        "add regularisation or gradient clipping; the last checkpoint is kept")
 
 
-def save_training_state(run: RunDir, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                        generator: torch.Generator, step: int, objective: Objective | None = None) -> None:
-    """Write ``checkpoints/last``: model (rebuildable by name), optimizer state, step and generator state.
-
-    An objective with state of its own (e.g. an RBM's persistent chains) exposes ``state_dict()`` →
-    {name: tensor} and ``load_state_dict(tensors)``; its tensors go into the same file as the optimizer
-    and the step, so they are always restored together.
-    """
-    tensors, plain = _flatten_optimizer_state(optimizer.state_dict())
-    tensors["generator_state"] = generator.get_state()
-    if hasattr(objective, "state_dict"):
-        tensors.update({f"objective.{k}": v.detach().cpu().contiguous() for k, v in objective.state_dict().items()})
-    save_tensors(run.checkpoints, "optimizer", tensors, {"step": step, "optimizer": type(optimizer).__name__,
-                                                         "state": plain})
-    save_model(run.checkpoints, model, name="last", meta={"step": step})
+def _check_config(config: TrainConfig) -> None:
+    for name in ("steps", "log_every", "accumulate"):
+        value = getattr(config, name)
+        if not isinstance(value, int) or value < (0 if name == "steps" else 1):
+            raise KakusanError(f"{name} must be a positive integer, got {value!r}")
+    if config.checkpoint_every < 0:
+        raise KakusanError(f"checkpoint_every must be 0 (only at the end) or positive, got {config.checkpoint_every}")
+    if config.batch_size is not None and config.batch_size < 1:
+        raise KakusanError(f"batch_size must be a positive integer, got {config.batch_size}")
+    if config.grad_clip is not None and not config.grad_clip > 0:
+        raise KakusanError(f"grad_clip must be positive, got {config.grad_clip}")
+    if config.autocast not in (None, "bf16"):
+        raise KakusanError(f"autocast must be None or 'bf16', got {config.autocast!r}")
 
 
-def _resume(run: RunDir, model, optimizer, generator, objective=None) -> int:
-    if not (run.path / "checkpoints" / "last.json").exists():
-        return 0
-    model_tensors, _ = load_tensors(run.checkpoints, "last")
-    model.load_state_dict(model_tensors)
-    tensors, info = load_tensors(run.checkpoints, "optimizer")
-    generator.set_state(tensors.pop("generator_state"))
-    own = {k.removeprefix("objective."): tensors.pop(k) for k in [k for k in tensors if k.startswith("objective.")]}
-    if own and hasattr(objective, "load_state_dict"):
-        objective.load_state_dict(own)
-    optimizer.load_state_dict(_unflatten_optimizer_state(tensors, info["state"]))
-    return int(info["step"])
+def _run_hook(hook: Hook, step: int, model, ema, config, run, result: TrainResult, bar, rank: int) -> None:
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            values = hook.fn(HookContext(step, model, ema, rank_seed(config.seed * 7 + 1 + step, rank), run))
+    finally:
+        model.train(was_training)
+    if values:
+        event = {"event": hook.name, "step": step, **values}
+        result.events.append(event)
+        if run is not None and rank == 0:
+            run.log_metrics(**event)
+        _show(bar, {f"{k}": v for k, v in values.items() if isinstance(v, (int, float))})
 
 
-def _flatten_optimizer_state(state: dict) -> tuple[dict[str, torch.Tensor], dict]:
-    """Split ``optimizer.state_dict()`` into tensors (for safetensors) and a JSON-able remainder."""
-    tensors: dict[str, torch.Tensor] = {}
-    plain_state: dict[str, dict] = {}
-    for pid, entry in state["state"].items():
-        plain_state[str(pid)] = {}
-        for k, v in entry.items():
-            if isinstance(v, torch.Tensor):
-                tensors[f"state.{pid}.{k}"] = v
-            else:
-                plain_state[str(pid)][k] = v
-    return tensors, {"state": plain_state, "param_groups": state["param_groups"]}
+def _progress(config: TrainConfig, start: int, rank: int):
+    if not config.progress or rank != 0:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=config.steps, initial=start, desc=config.desc, unit="step", file=sys.stderr, leave=False,
+                disable=None)
 
 
-def _unflatten_optimizer_state(tensors: dict[str, torch.Tensor], plain: dict) -> dict:
-    state: dict[int, dict] = {int(pid): dict(entry) for pid, entry in plain["state"].items()}
-    for key, v in tensors.items():
-        _, pid, k = key.split(".", 2)
-        state.setdefault(int(pid), {})[k] = v
-    return {"state": state, "param_groups": plain["param_groups"]}
+def _show(bar, values: dict[str, Any]) -> None:
+    if bar is None:
+        return
+    post = dict(getattr(bar, "_kakusan_post", {}))
+    post.update({k: f"{v:.4g}" for k, v in values.items() if k != "step" and isinstance(v, (int, float))})
+    bar._kakusan_post = post
+    bar.set_postfix(post, refresh=False)
+
+
+def _close(bar) -> None:
+    if bar is not None:
+        bar.close()
+
+
+@contextlib.contextmanager
+def _sigint_flag():
+    """While training, the first Ctrl-C only raises a flag (the step finishes and a checkpoint is written)."""
+    flag = {"set": False}
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def handler(signum, frame):
+        if flag["set"]:  # a second Ctrl-C: stop at once
+            signal.signal(signal.SIGINT, previous)
+            raise KeyboardInterrupt
+        flag["set"] = True
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _stop_requested(flag: dict, size: int, device: torch.device) -> bool:
+    if size == 1:
+        return flag["set"]
+    import torch.distributed as dist
+
+    t = torch.tensor([1.0 if flag["set"] else 0.0], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item() > 0)
+
+
+__all__ = ["CheckpointError", "Hook", "HookContext", "Interrupted", "LossModule", "Objective", "StepOutput",
+           "TrainConfig", "TrainResult", "batch_at", "fit"]

@@ -7,7 +7,7 @@ import torch
 
 from kakusan.boltzmann import IsingModel, exact
 from kakusan.errors import KakusanError
-from kakusan.report.checkpoint import load_model, save_model
+from kakusan.checkpoint import load_model, save_model
 
 F64 = torch.float64
 

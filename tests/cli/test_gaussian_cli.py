@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from kakusan.cli import main
-from kakusan.report.checkpoint import load_model
+from kakusan.checkpoint import load_model
 
 
 def samples(n: int, d: int, seed: int = 0) -> np.ndarray:
@@ -44,7 +44,7 @@ def test_json_matches_numpy_and_run_dir_is_complete(tmp_path, capsys, d):
     ll = multivariate_normal(x2.mean(0), np.cov(x2.T, bias=True)).logpdf(x2).mean()
     assert result["log_likelihood"] == pytest.approx(ll, rel=1e-10)
     assert str(run_dir) in err
-    for name in ("config.json", "argv.json", "metrics.jsonl", "checkpoints/model.json",
+    for name in ("config.json", "argv.json", "metrics.jsonl",
                  "checkpoints/model.safetensors", "figures/density.png"):
         assert (run_dir / name).is_file(), name
     config = json.loads((run_dir / "config.json").read_text())

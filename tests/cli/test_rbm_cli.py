@@ -24,13 +24,13 @@ def _one_error_line(capsys, *words):
 
 def test_train_writes_a_complete_run(trained):
     for name in ("config.json", "argv.json", "metrics.jsonl", "summary.json", "checkpoints/model.safetensors",
-                 "checkpoints/last.json", "checkpoints/optimizer.safetensors", "figures/filters.png", "figures/samples.png",
+                 "checkpoints/last.safetensors", "figures/filters.png", "figures/samples.png",
                  "figures/likelihood.png"):
         assert (trained / name).exists(), name
-    from kakusan.report.checkpoint import load_tensors
+    from kakusan import checkpoint
 
-    tensors, _ = load_tensors(trained / "checkpoints", "optimizer")  # the persistent chains travel with the step
-    assert tensors["objective.negatives.x"].shape[1] == 64 + 9
+    parts, head = checkpoint.load(trained / "checkpoints", "last")  # the persistent chains travel with the step
+    assert parts["objective"]["negatives.x"].shape[1] == 64 + 9 and "optimizer" in parts and head["step"] > 0
     config = json.loads((trained / "config.json").read_text())
     assert config["class"] == "BernoulliRBM" and config["model"]["n_hidden"] == 9
     evals = [r for r in map(json.loads, (trained / "metrics.jsonl").read_text().splitlines()) if r.get("eval")]

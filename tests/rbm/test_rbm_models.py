@@ -12,7 +12,7 @@ from scipy import integrate
 
 from kakusan.mcmc import BlockGibbs
 from kakusan.rbm import BernoulliRBM, BinaryBase, GaussianBase, GaussianRBM, SpinRBM
-from kakusan.report.checkpoint import load_model, save_model
+from kakusan.checkpoint import load_model, save_model
 
 F64 = torch.float64
 

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from kakusan.errors import CheckpointError, KakusanError
-from kakusan.report import checkpoint
+from kakusan import checkpoint
+from kakusan.registry import register_model
 from kakusan.report.run_dir import RunDir
 
 
@@ -34,7 +35,7 @@ def test_config_argv_and_metrics(tmp_path):
     assert run.read_metrics()[1]["kl"] == "inf"
 
 
-@checkpoint.register_model
+@register_model
 class _Affine(torch.nn.Module):
     def __init__(self, dim: int):
         super().__init__()
@@ -58,12 +59,13 @@ def test_damaged_or_mismatched_checkpoints_are_refused(tmp_path):
     (tmp_path / "model.safetensors").write_bytes(b"garbage")
     with pytest.raises(CheckpointError, match="damaged"):
         checkpoint.load_model(tmp_path)
-    with pytest.raises(CheckpointError, match="no complete checkpoint"):
+    with pytest.raises(CheckpointError, match="no checkpoint 'other'"):
         checkpoint.load_model(tmp_path, name="other")
 
 
 def test_unknown_class_is_refused_without_importing_anything(tmp_path):
-    checkpoint.save_tensors(tmp_path, "model", {"w": torch.zeros(2)}, {"class": "os.system", "config": {}})
+    checkpoint.save(tmp_path, "model", {"model": {"w": torch.zeros(2)}}, {"class": "system", "module": "os",
+                                                                          "config": {}})
     with pytest.raises(CheckpointError, match="unknown model class"):
         checkpoint.load_model(tmp_path)
 

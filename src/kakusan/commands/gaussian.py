@@ -71,7 +71,7 @@ def load_samples(path: str | Path) -> np.ndarray:
 
 def run_fit(args: argparse.Namespace) -> int:
     from kakusan.gaussian import fit_mle
-    from kakusan.report.checkpoint import save_model
+    from kakusan.checkpoint import save_model
     from kakusan.report.run_dir import RunDir
 
     if not (math.isfinite(args.reg) and args.reg >= 0):

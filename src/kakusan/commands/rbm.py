@@ -112,7 +112,7 @@ def run_train(args: argparse.Namespace) -> int:
 
     from kakusan.rbm.data import DataSpec, prepare
     from kakusan.rbm.fit import RBMTrainConfig, fit_rbm
-    from kakusan.report.checkpoint import save_model
+    from kakusan.checkpoint import save_model
     from kakusan.report.run_dir import RunDir
     from kakusan.runtime import set_threads
 
@@ -153,11 +153,13 @@ def _resumed(args: argparse.Namespace):
     from kakusan.errors import KakusanError
     from kakusan.rbm.data import DataSpec
     from kakusan.rbm.fit import RBMTrainConfig
-    from kakusan.report.checkpoint import MODELS
+    from kakusan.registry import MODELS
     from kakusan.report.run_dir import RunDir
 
-    if args.run_dir is None or not (Path(args.run_dir) / "checkpoints" / "last.json").exists():
-        raise KakusanError("--resume needs --run-dir pointing at a run with checkpoints/last.json")
+    from kakusan.checkpoint import exists
+
+    if args.run_dir is None or not exists(Path(args.run_dir) / "checkpoints", "last"):
+        raise KakusanError("--resume needs --run-dir pointing at a run with a training checkpoint (checkpoints/last)")
     config = json.loads((Path(args.run_dir) / "config.json").read_text())
     model = MODELS[config["class"]](**config["model"])  # parameters come from the checkpoint in fit_rbm
     return model, DataSpec(**config["data"]), RBMTrainConfig(**config["train"]), RunDir(Path(args.run_dir))
@@ -186,7 +188,7 @@ def load_run(path: str):
     """(model, config, data) of a run directory written by ``rbm train``; model from its checkpoint."""
     from kakusan.errors import CheckpointError
     from kakusan.rbm.data import DataSpec, prepare
-    from kakusan.report.checkpoint import load_model
+    from kakusan.checkpoint import load_run
 
     run = Path(path)
     cfg_path = run / "config.json"
@@ -195,8 +197,7 @@ def load_run(path: str):
     config = json.loads(cfg_path.read_text())
     if config.get("command") != "rbm train":
         raise CheckpointError(f"{run} was written by `kakusan {config.get('command')}`, not `kakusan rbm train`")
-    name = "model" if (run / "checkpoints" / "model.json").exists() else "last"
-    model = load_model(run / "checkpoints", name)
+    model = load_run(run, weights="model")
     return model, config, prepare(DataSpec(**config["data"]))
 
 

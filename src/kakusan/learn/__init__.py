@@ -10,14 +10,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import torch
 
 from kakusan.errors import KakusanError
 from kakusan.learn.base import MomentMatching, Stats, StatsEstimator, lipschitz_bound, mean_energy
 from kakusan.optim.surrogate import make_optimizer
-from kakusan.report.run_dir import RunDir
 from kakusan.train import TrainConfig, TrainResult, fit
+
+if TYPE_CHECKING:
+    from kakusan.report.run_dir import RunDir
 
 
 def _exact() -> StatsEstimator:

@@ -1,21 +1,19 @@
-"""Training an RBM: the free-energy contrast through :func:`kakusan.train.fit`, with evaluation on the way.
+"""Training an RBM: configuration of :func:`kakusan.train.fit` for the free-energy contrast.
 
-This module writes no training loop. It builds the negative phase, the objective and the optimizer
-from an :class:`RBMTrainConfig`, and hands them to :func:`kakusan.train.fit`; a callback sets the
-learning rate of the schedule, shows a progress bar with a live likelihood proxy, evaluates the
-log-likelihood (exact when the smaller layer is small, else the pseudo-log-likelihood). The persistent
-chains are the objective's state, which :func:`kakusan.train.fit` keeps with the optimizer's in every
-checkpoint, so a killed run resumes where it stopped.
+This module writes no loop and no callback. From an :class:`RBMTrainConfig` it builds the negative
+phase, the objective, the optimizer and the learning-rate schedule (a ``LambdaLR``), and an
+evaluation hook that measures the log-likelihood (exact when the smaller layer is small, else the
+pseudo-log-likelihood) every ``eval_every`` updates; :func:`kakusan.train.fit` runs them, shows the
+objective's metrics on its progress bar and keeps the persistent chains with the optimizer in every
+checkpoint, so a killed run resumes bit-exactly.
 """
 
 from __future__ import annotations
 
-import math
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 import torch
 
@@ -23,9 +21,13 @@ from kakusan.errors import KakusanError
 from kakusan.rbm.base import RBM
 from kakusan.rbm.negatives import NEGATIVE_PHASES, NegativePhase, ParallelTempering, PersistentChains
 from kakusan.rbm.objective import FreeEnergyContrast, likelihood_proxy
-from kakusan.report.run_dir import RunDir
+from kakusan.data.batches import steps_per_epoch
+from kakusan.optim.schedules import lr_factor, make_scheduler
 from kakusan.runtime import make_generator
-from kakusan.train import StepOutput, TrainConfig, TrainResult, fit
+from kakusan.train import Hook, HookContext, StepOutput, TrainConfig, TrainResult, fit
+
+if TYPE_CHECKING:
+    from kakusan.report.run_dir import RunDir
 
 Tensor = torch.Tensor
 Method = Literal["cd", "pcd", "pt"]
@@ -118,18 +120,6 @@ def make_optimizer(model: RBM, config: RBMTrainConfig) -> torch.optim.Optimizer:
     return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum)
 
 
-def lr_factor(schedule: Schedule, step: int, total: int) -> float:
-    """The learning-rate multiplier after ``step`` of ``total`` updates: 1, 1 − t, or ½(1 + cos πt), t = step/total."""
-    t = min(max(step / max(total, 1), 0.0), 1.0)
-    if schedule == "constant":
-        return 1.0
-    if schedule == "linear":
-        return 1.0 - t
-    if schedule == "cosine":
-        return 0.5 * (1.0 + math.cos(math.pi * t))
-    raise KakusanError(f"unknown lr schedule {schedule!r}: choose constant, linear or cosine")
-
-
 def exact_size(model: RBM) -> int:
     """Units in the layer exact enumeration would sum over."""
     from kakusan.rbm.exact import smaller_layer
@@ -178,99 +168,40 @@ def fit_rbm(model: RBM, data: Tensor, config: RBMTrainConfig = RBMTrainConfig(),
     :class:`RBMFitResult`.
     """
     data = model.check_visible(data)
-    per_epoch = len(data) // config.batch_size if config.batch_size < len(data) else 1
+    per_epoch = steps_per_epoch(len(data), config.batch_size)
     total = config.epochs * per_epoch
     negatives = make_negatives(config)
     objective = FreeEnergyContrast(negatives, offset_rate=config.offset_rate)  # weight decay: in the optimizer
     optimizer = make_optimizer(model, config)
-    resuming = resume and run is not None and (run.path / "checkpoints" / "last.json").exists()
-    if resuming:
-        _load_negatives(run, negatives)
-    monitor = _Monitor(model, data, test, config, per_epoch, total, optimizer, negatives, run, callback)
-    if not resuming:
-        monitor.evaluate(0)
+    scheduler = make_scheduler(optimizer, config.lr_schedule, total)
+    hooks = []
+    if config.eval_every >= 0:
+        evaluator = _Evaluator(model, data, test, config, per_epoch)
+        hooks.append(Hook(per_epoch if config.eval_every == 0 else config.eval_every, evaluator, "eval", at_start=True))
     train_config = TrainConfig(steps=total, batch_size=config.batch_size, log_every=config.log_every,
-                               checkpoint_every=config.checkpoint_every, seed=config.seed, progress=False)
-    try:
-        result = fit(model, objective, data, optimizer, train_config, run=run, resume=resume, callback=monitor)
-    finally:
-        monitor.close()
-    return RBMFitResult(result, monitor.evaluations, monitor.train_seconds, negatives)
+                               checkpoint_every=config.checkpoint_every, seed=config.seed, progress=config.progress,
+                               desc=f"rbm {config.method}")
+    result = fit(model, objective, data, optimizer, train_config, run=run, resume=resume, callback=callback,
+                 scheduler=scheduler, hooks=hooks)
+    return RBMFitResult(result, result.events, result.seconds, negatives)
 
 
-def _load_negatives(run: RunDir, negatives: NegativePhase) -> None:
-    """Chains of a run written before they were kept with the optimizer state (``checkpoints/negatives``)."""
-    from kakusan.report.checkpoint import load_tensors
+class _Evaluator:
+    """The evaluation hook of :func:`fit_rbm`: log-likelihood of (the first ``eval_rows``) train and test rows."""
 
-    if (run.checkpoints / "negatives.json").exists():
-        tensors, _ = load_tensors(run.checkpoints, "negatives")
-        negatives.load_state_dict(tensors)
-
-
-class _Monitor:
-    """The callback of :func:`fit_rbm`: learning-rate schedule, progress bar, evaluations."""
-
-    def __init__(self, model, data, test, config: RBMTrainConfig, per_epoch: int, total: int, optimizer, negatives,
-                 run: RunDir | None, user_callback):
-        self.model, self.config, self.per_epoch, self.total = model, config, per_epoch, total
-        self.optimizer, self.negatives, self.run, self.user_callback = optimizer, negatives, run, user_callback
+    def __init__(self, model: RBM, data: Tensor, test: Tensor | None, config: RBMTrainConfig, per_epoch: int):
         rows = config.eval_rows or len(data)
         self.train_rows = data[:rows]
         self.test_rows = None if test is None else model.check_visible(test)[:rows]
-        self.evaluations: list[dict] = []
-        self.generator = make_generator(config.seed + 1)
-        self.every = per_epoch if config.eval_every == 0 else config.eval_every
-        self.proxy: float | None = None
-        self.train_seconds, self._t0 = 0.0, time.perf_counter()
-        self.bar = None
-        if config.progress:
-            from tqdm.auto import tqdm
+        self.config, self.per_epoch = config, per_epoch
 
-            self.bar = tqdm(total=total, desc=f"rbm {config.method}", unit="update", file=sys.stderr, leave=False,
-                            disable=None)
-
-    def __call__(self, step: int, out: StepOutput) -> None:
-        for group in self.optimizer.param_groups:
-            group["lr"] = self.config.lr * lr_factor(self.config.lr_schedule, step, self.total)
-        self.train_seconds += time.perf_counter() - self._t0
-        pll = out.metrics.get("pseudo_log_likelihood", out.metrics.get("reconstruction_error"))
-        if pll is not None and math.isfinite(pll):
-            self.proxy = pll if self.proxy is None else 0.95 * self.proxy + 0.05 * pll
-        if self.every > 0 and (step % self.every == 0 or step == self.total):
-            self.evaluate(step)
-        self._show(step)
-        if self.user_callback is not None:
-            self.user_callback(step, out)
-        self._t0 = time.perf_counter()
-
-    def evaluate(self, step: int) -> None:
-        if self.every < 0:
-            return
+    def __call__(self, ctx: HookContext) -> dict:
         t0 = time.perf_counter()
-        record = {"step": step, "epoch": step / self.per_epoch,
-                  **evaluate(self.model, self.train_rows, self.test_rows, exact_limit=self.config.exact_limit,
-                             generator=self.generator)}
+        record = {"eval": True, "epoch": ctx.step / self.per_epoch,
+                  **evaluate(ctx.model, self.train_rows, self.test_rows, exact_limit=self.config.exact_limit,
+                             generator=make_generator(ctx.seed))}
         record["seconds"] = time.perf_counter() - t0
-        self.evaluations.append(record)
-        if self.run is not None:
-            self.run.log_metrics(eval=True, **record)
-        self._t0 = time.perf_counter()  # evaluations do not count as training time
-
-    def _show(self, step: int) -> None:
-        if self.bar is None:
-            return
-        self.bar.update(step - self.bar.n)
-        post = {"epoch": f"{step / self.per_epoch:.2f}"}
-        if self.proxy is not None:
-            post["pll" if self.model.visible_units is not None else "recon"] = f"{self.proxy:.2f}"
-        last = self.evaluations[-1] if self.evaluations else {}
-        if last.get("kind") == "exact":
-            post["ll"] = f"{last['train_log_likelihood']:.2f}"
-        self.bar.set_postfix(post, refresh=False)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
+        return record
 
 
 __all__ = ["RBMFitResult", "RBMTrainConfig", "evaluate", "exact_size", "fit_rbm", "lr_factor",

@@ -1,0 +1,130 @@
+"""A training run's checkpoint, ``checkpoints/last``: everything a bit-exact resume needs, in one file.
+
+Parts (see :mod:`kakusan.checkpoint`): ``model``; ``ema@d`` per EMA decay; ``optimizer`` (its tensor
+state); ``objective`` (an objective's own ``state_dict()``, e.g. persistent chains); ``generator``
+(``rank0``, ``rank1``, … — every process's generator state). The manifest holds the model's class and
+config (so ``kakusan.load(run, weights="last")`` rebuilds it), the step, the optimizer's and the
+scheduler's non-tensor state, the EMA decays and the number of processes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from kakusan import checkpoint
+from kakusan.errors import CheckpointError, KakusanError
+
+NAME = "last"
+
+
+class Interrupted(KakusanError):
+    """Ctrl-C during training: the step finished and the checkpoint was written; ``step`` is where it stopped."""
+
+    def __init__(self, message: str, step: int):
+        super().__init__(message)
+        self.step = step
+
+
+def save_state(directory: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, generator: torch.Generator,
+               step: int, objective=None, scheduler=None, ema=None, rank: int = 0, size: int = 1) -> None:
+    """Write ``last`` (rank 0 only; every rank's generator state is gathered to it)."""
+    states = _gather_generators(generator, rank, size)
+    if rank != 0:
+        return
+    opt_tensors, opt_plain = flatten_optimizer_state(optimizer.state_dict())
+    parts = {"model": model.state_dict(), "optimizer": opt_tensors,
+             "generator": {f"rank{r}": s for r, s in enumerate(states)}}
+    described = {"model": {"kind": "model"}, "optimizer": {"kind": "training"}, "generator": {"kind": "training"}}
+    if ema is not None:
+        parts.update(ema.parts())
+        described.update({p: {"kind": "ema"} for p in ema.parts()})
+    if hasattr(objective, "state_dict"):
+        parts["objective"] = {k: v for k, v in objective.state_dict().items()}
+        described["objective"] = {"kind": "training"}
+    try:
+        manifest = checkpoint.model_manifest(model)
+    except CheckpointError:  # an unregistered model still resumes; it just cannot be loaded by name
+        manifest = {}
+    manifest.update({"parts": described, "step": step, "world_size": size,
+                     "optimizer": {"type": type(optimizer).__name__, "state": opt_plain},
+                     "scheduler": None if scheduler is None else _jsonable_scheduler(scheduler.state_dict()),
+                     "ema_decays": [] if ema is None else list(ema.decays)})
+    checkpoint.save(directory, NAME, parts, manifest)
+
+
+def restore(directory: Path, model, optimizer, generator, objective=None, scheduler=None, ema=None, rank: int = 0,
+            size: int = 1) -> int:
+    """Load ``last`` into the given objects; return its step."""
+    parts, head = checkpoint.load(directory, NAME)
+    if head.get("format", 1) < checkpoint.FORMAT:
+        raise CheckpointError(f"{directory} was written by an older kakusan (checkpoint format {head.get('format', 1)}"
+                              "): it loads for sampling but cannot resume; start a new run directory")
+    if head.get("world_size", 1) != size:
+        raise CheckpointError(f"the run was trained by {head.get('world_size', 1)} processes and is resumed by {size}:"
+                              f" resume with --nproc-per-node {head.get('world_size', 1)}")
+    try:
+        model.load_state_dict(parts["model"])
+    except RuntimeError as e:
+        raise CheckpointError(f"the checkpoint in {directory} does not fit this model ({str(e).splitlines()[0]}): "
+                              "resume with the settings the run was started with") from None
+    optimizer.load_state_dict(unflatten_optimizer_state(parts.get("optimizer", {}), head["optimizer"]["state"]))
+    generator.set_state(parts["generator"][f"rank{rank}"])
+    if hasattr(objective, "load_state_dict") and parts.get("objective"):
+        objective.load_state_dict(parts["objective"])
+    if scheduler is not None:
+        if head.get("scheduler") is None:
+            raise CheckpointError("the run was saved without a learning-rate scheduler: resume with the settings it "
+                                  "was started with")
+        scheduler.load_state_dict(head["scheduler"])
+    if ema is not None:
+        ema.load_parts(parts)
+    return int(head["step"])
+
+
+def _gather_generators(generator: torch.Generator, rank: int, size: int) -> list[torch.Tensor]:
+    state = generator.get_state()
+    if size == 1:
+        return [state]
+    import torch.distributed as dist
+
+    device = "cuda" if dist.get_backend() == "nccl" else "cpu"
+    local = state.to(device)
+    gathered = [torch.empty_like(local) for _ in range(size)]
+    dist.all_gather(gathered, local)
+    return [g.cpu() for g in gathered]
+
+
+def _jsonable_scheduler(state: dict) -> dict:
+    out = {}
+    for k, v in state.items():
+        if isinstance(v, torch.Tensor):
+            v = v.tolist()
+        out[k] = v
+    return out
+
+
+def flatten_optimizer_state(state: dict) -> tuple[dict[str, torch.Tensor], dict]:
+    """Split ``optimizer.state_dict()`` into tensors (for safetensors) and a JSON-able remainder."""
+    tensors: dict[str, torch.Tensor] = {}
+    plain_state: dict[str, dict] = {}
+    for pid, entry in state["state"].items():
+        plain_state[str(pid)] = {}
+        for k, v in entry.items():
+            if isinstance(v, torch.Tensor):
+                tensors[f"state.{pid}.{k}"] = v
+            else:
+                plain_state[str(pid)][k] = v
+    return tensors, {"state": plain_state, "param_groups": state["param_groups"]}
+
+
+def unflatten_optimizer_state(tensors: dict[str, torch.Tensor], plain: dict) -> dict:
+    state: dict[int, dict] = {int(pid): dict(entry) for pid, entry in plain["state"].items()}
+    for key, v in tensors.items():
+        _, pid, k = key.split(".", 2)
+        state.setdefault(int(pid), {})[k] = v
+    return {"state": state, "param_groups": plain["param_groups"]}
+
+
+__all__ = ["Interrupted", "flatten_optimizer_state", "restore", "save_state", "unflatten_optimizer_state"]
