@@ -6,8 +6,10 @@ import torch
 
 from kakusan.boltzmann import exact, instances
 from kakusan.errors import DataError, KakusanError
-from kakusan.learn.inverse import (METHODS, InverseResult, check_spins, compress_rows, minimize_lbfgs, pack,
-                                   pack_grad, solve, unpack)
+from kakusan.data.spins import check_spin_data, compress_rows
+from kakusan.learn.inverse import METHODS, InverseResult, solve
+from kakusan.learn.inverse_base import pack, pack_grad, unpack
+from kakusan.optim.lbfgs import minimize_lbfgs
 
 ALL = list(METHODS)
 
@@ -87,7 +89,7 @@ def test_zero_weight_rows_do_not_count_as_samples(gen):
 ])
 def test_bad_weights_are_rejected(weights, match, gen):
     with pytest.raises(DataError, match=match):
-        check_spins(_spins(50, 5, gen), weights)
+        check_spin_data(_spins(50, 5, gen), weights)
 
 
 def test_unknown_method_and_option_name_the_choices(gen):

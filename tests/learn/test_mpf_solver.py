@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from kakusan.boltzmann import exact, instances
-from kakusan.learn.inverse import pack_grad, unpack
+from kakusan.learn.inverse_base import pack_grad, unpack
 from kakusan.learn.mpf import flow_objective, solve_mpf, value_and_grad
 
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from kakusan.boltzmann import exact, instances
-from kakusan.learn.inverse import pack, pack_grad, unpack
+from kakusan.learn.inverse_base import pack, pack_grad, unpack
 from kakusan.learn.pseudolikelihood import neg_log_pseudolikelihood, solve_plm, value_and_grad
 
 

@@ -28,7 +28,8 @@ import torch
 
 from kakusan.errors import DataError, KakusanError
 from kakusan.learn.base import Stats
-from kakusan.learn.inverse import InverseResult, check_spins
+from kakusan.data.spins import check_spin_data
+from kakusan.learn.inverse_base import InverseResult
 
 Tensor = torch.Tensor
 NoRoot = Literal["vertex", "raise"]
@@ -42,8 +43,8 @@ def data_moments(data, weights=None) -> Stats:
     if isinstance(data, Stats):
         return _check_stats(data)
     counts = weights is None  # then Xᵀ X holds integers below M: exact in float32 while M < 2^24
-    x, w = check_spins(data, weights, dtype=torch.float32 if counts else torch.float64, more_rows_than_spins=True,
-                       why_rows="inverting the N×N covariance")
+    x, w = check_spin_data(data, weights, dtype=torch.float32 if counts else torch.float64, more_rows_than_spins=True,
+                           why_rows="inverting the N×N covariance")
     if counts and len(x) < 1 << 24:
         m = len(x)
         return Stats(x.sum(0).to(torch.float64) / m, (x.T @ x).to(torch.float64) / m)

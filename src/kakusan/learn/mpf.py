@@ -27,8 +27,9 @@ import time
 
 import torch
 
-from kakusan.learn.inverse import (InverseResult, check_penalties, check_spins, compress_rows, minimize_lbfgs,
-                                   n_coupling_params, pack, pack_grad, row_blocks, unpack, with_l2)
+from kakusan.data.spins import check_spin_data, compress_rows, row_blocks
+from kakusan.learn.inverse_base import InverseResult, n_coupling_params, pack, pack_grad, unpack
+from kakusan.optim.lbfgs import check_penalties, minimize_lbfgs, with_l2
 
 Tensor = torch.Tensor
 
@@ -103,8 +104,8 @@ def solve_mpf(data, *, weights=None, l2: float = 0.0, l1: float = 0.0, max_iter:
     """
     t0 = time.perf_counter()
     check_penalties(l1, l2)
-    x, w = check_spins(data, weights, dtype=dtype or torch.float32, more_rows_than_spins=not (l1 or l2),
-                       why_rows="unregularised minimum probability flow")
+    x, w = check_spin_data(data, weights, dtype=dtype or torch.float32, more_rows_than_spins=not (l1 or l2),
+                           why_rows="unregularised minimum probability flow")
     n = x.shape[1]
     x, w = compress_rows(x, w, dtype)  # distinct rows; float32 for large data unless dtype says otherwise
     p = n_coupling_params(n, True)

@@ -11,7 +11,7 @@ Two variants: ``symmetric=True`` (one symmetric J, all sites jointly; ∂L/∂J_
 (GᵀX)_kl + (GᵀX)_lk) and ``symmetric=False`` (each spin k its own row J_k·, N independent logistic
 regressions solved together, then J ← (J + Jᵀ)/2, as Aurell & Ekeberg's asymmetric PLM). L2 adds
 (l2/2) Σ θ_J² and L1 adds l1 Σ |θ_J| over the free couplings θ_J; the objective is a weighted mean, so the
-penalties do not scale with M. Minimised by L-BFGS-B (:func:`kakusan.learn.inverse.minimize_lbfgs`).
+penalties do not scale with M. Minimised by L-BFGS-B (:func:`kakusan.optim.lbfgs.minimize_lbfgs`).
 
 Assumptions: the data come from a pairwise model q(x) ∝ exp(½ xᵀJx + hᵀx). The maximiser is consistent —
 it converges to the true (J, h) as M → ∞ for any coupling strength — because each conditional is exactly
@@ -27,8 +27,9 @@ import time
 import torch
 import torch.nn.functional as F
 
-from kakusan.learn.inverse import (InverseResult, check_penalties, check_spins, compress_rows, minimize_lbfgs,
-                                   n_coupling_params, pack, pack_grad, row_blocks, unpack, with_l2)
+from kakusan.data.spins import check_spin_data, compress_rows, row_blocks
+from kakusan.learn.inverse_base import InverseResult, n_coupling_params, pack, pack_grad, unpack
+from kakusan.optim.lbfgs import check_penalties, minimize_lbfgs, with_l2
 
 Tensor = torch.Tensor
 
@@ -89,8 +90,8 @@ def solve_plm(data, *, weights=None, symmetric: bool = True, l2: float = 0.0, l1
     """
     t0 = time.perf_counter()
     check_penalties(l1, l2)
-    x, w = check_spins(data, weights, dtype=dtype or torch.float32, more_rows_than_spins=not (l1 or l2),
-                       why_rows="unregularised pseudo-likelihood")
+    x, w = check_spin_data(data, weights, dtype=dtype or torch.float32, more_rows_than_spins=not (l1 or l2),
+                           why_rows="unregularised pseudo-likelihood")
     n = x.shape[1]
     x, w = compress_rows(x, w, dtype)  # distinct rows; float32 for large data unless dtype says otherwise
     p = n_coupling_params(n, symmetric)
