@@ -36,6 +36,7 @@ from typing import NamedTuple, Protocol
 import torch
 from tqdm.auto import tqdm
 
+from kakusan.data.spins import check_spins
 from kakusan.errors import KakusanError
 from kakusan.runtime import Seed, make_generator
 
@@ -383,15 +384,6 @@ def exact_sample(
     return torch.cat([bk.xa[a], bk.xb[b], bk.xc[c]], 1)
 
 
-def check_spins(x: Tensor, n: int) -> Tensor:
-    """``x`` (M, n) of ±1 values as float64; a one-line error names a wrong shape or other values."""
-    if x.ndim != 2 or x.shape[1] != n:
-        raise KakusanError(f"data must have shape (n_samples, {n}) to match the model, got {tuple(x.shape)}")
-    if not bool(((x == 1) | (x == -1)).all()):
-        raise KakusanError("data must be ±1 spins: convert 0/1 data with kakusan.data.to_spins")
-    return x.to(torch.float64)
-
-
 def _empirical(x: Tensor, weights: Tensor | None) -> tuple[Tensor, Tensor]:
     """Distinct rows of x and their probabilities p0 under the (weighted) empirical distribution."""
     w = torch.ones(len(x), dtype=torch.float64) if weights is None else weights.to(torch.float64).cpu()
@@ -410,7 +402,7 @@ def mean_log_likelihood(
     ``weights`` (M,) makes p0 = Σ_i w_i δ(x − x_i) / Σ w (e.g. exact probabilities).
     """
     J, h = _params(model)
-    states, p0 = _empirical(check_spins(data, h.numel()), weights)
+    states, p0 = _empirical(check_spins(data, h.numel()).to(torch.float64), weights)
     log_q = -beta * _energy(J.cpu(), h.cpu(), states) - log_z(model, beta=beta)
     return float(p0 @ log_q)
 
@@ -418,7 +410,7 @@ def mean_log_likelihood(
 def kl_divergence(model: IsingLike, data: Tensor, weights: Tensor | None = None, *, beta: float = 1.0) -> float:
     """KL(p0||q) = Σ_x p0(x) log(p0(x)/q(x)) ≥ 0 (nats), p0 as in :func:`mean_log_likelihood`."""
     J, h = _params(model)
-    states, p0 = _empirical(check_spins(data, h.numel()), weights)
+    states, p0 = _empirical(check_spins(data, h.numel()).to(torch.float64), weights)
     log_q = -beta * _energy(J.cpu(), h.cpu(), states) - log_z(model, beta=beta)
     keep = p0 > 0
     return float((p0[keep] * (torch.log(p0[keep]) - log_q[keep])).sum())

@@ -18,6 +18,7 @@ from torch import nn
 
 from kakusan.boltzmann import exact
 from kakusan.boltzmann.ising import IsingModel
+from kakusan.data.spins import check_spins
 from kakusan.errors import KakusanError
 from kakusan.learn.base import Stats
 from kakusan.registry import register_model
@@ -77,7 +78,7 @@ class HiddenBoltzmannMachine(nn.Module):
         return self.joint
 
     def _check(self, v: Tensor) -> Tensor:
-        return exact.check_spins(v, self.n_visible)
+        return check_spins(v, self.n_visible).to(torch.float64)
 
     def _joint_logits(self, v: Tensor) -> Tensor:
         """−E(v, h) for every hidden state h: (M, n_v) -> (M, 2^n_hidden)."""

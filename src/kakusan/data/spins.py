@@ -34,7 +34,8 @@ class SpinData(NamedTuple):
 
 def check_spins(data, n_spins: int | None = None, *, name: str = "data", rows: str = "n_samples",
                 min_rows: int = 0, fix: str = "") -> Tensor:
-    """``data`` as a 2-D tensor (M, N) of ±1 values, in its own dtype; a one-line :class:`DataError` otherwise.
+    """``data`` as a 2-D tensor (M, N) of ±1 values (a tensor is returned as it is); a one-line
+    :class:`DataError` otherwise.
 
     Parameters
     ----------
@@ -59,9 +60,10 @@ def check_spins(data, n_spins: int | None = None, *, name: str = "data", rows: s
 
 
 def as_real_tensor(v, name: str) -> Tensor:
-    """``v`` as a detached tensor of real numbers (or booleans); a :class:`DataError` naming ``name`` otherwise."""
+    """``v`` as a tensor of real numbers (or booleans; a tensor is returned as it is); a :class:`DataError`
+    naming ``name`` otherwise."""
     if isinstance(v, Tensor):
-        t = v.detach()
+        t = v
     else:
         try:
             t = torch.as_tensor(np.asarray(v))
@@ -102,7 +104,7 @@ def check_spin_data(data, weights=None, *, dtype: torch.dtype | None = torch.flo
     most N such rows when ``more_rows_than_spins`` (``why_rows`` names what needs them), or a column that is
     constant over those rows (its field would be ±∞).
     """
-    x = check_spins(data)
+    x = check_spins(data).detach()
     x = x.to(pick_dtype(dtype, x.numel()))
     w = _check_weights(weights, x)
     used = w > 0
@@ -131,7 +133,7 @@ def _check_weights(weights, x: Tensor) -> Tensor:
     m = x.shape[0]
     if weights is None:
         return torch.full((m,), 1.0 / m, dtype=torch.float64, device=x.device)
-    w = as_real_tensor(weights, "weights").to(dtype=torch.float64, device=x.device)
+    w = as_real_tensor(weights, "weights").detach().to(dtype=torch.float64, device=x.device)
     if w.shape != (m,):
         raise DataError(f"weights must have shape ({m},), one per sample, got {tuple(w.shape)}")
     if not bool(torch.isfinite(w).all()) or bool((w < 0).any()) or not float(w.sum()) > 0:

@@ -135,14 +135,12 @@ def as_beta(beta: Beta, n_chains: int, device: str | torch.device = "cpu") -> Te
 
 
 def check_spins(x0: Tensor, n_spins: int) -> Tensor:
-    """x0 as a (n_chains, N) tensor of ±1 values; refuses anything else with the fix in the message."""
-    x0 = torch.as_tensor(x0)
-    if x0.ndim != 2 or x0.shape[1] != n_spins or x0.shape[0] == 0:
-        raise KakusanError(f"x0 must have shape (n_chains, {n_spins}) to match the model, got {tuple(x0.shape)}: "
-                           "use mcmc.random_spins(n_chains, n_spins)")
-    if not bool(((x0 == 1) | (x0 == -1)).all()):
-        raise KakusanError("x0 must hold ±1 spins: convert 0/1 data with kakusan.data.to_spins")
-    return x0
+    """x0 as a (n_chains, N) tensor of ±1 values; refuses anything else with the fix in the message
+    (:func:`kakusan.data.spins.check_spins`, the one check of ±1 data)."""
+    from kakusan.data.spins import check_spins as check_spin_values
+
+    return check_spin_values(x0, n_spins, name="x0", rows="n_chains", min_rows=1,
+                             fix=": use mcmc.random_spins(n_chains, n_spins)")
 
 
 def _take_rows(x: Tensor, index: Tensor) -> Tensor:
