@@ -11,7 +11,7 @@ import torch
 from scipy import stats
 
 from kakusan.mcmc import StepInfo, run_chain
-from kakusan.mcmc.bipartite import BipartiteGibbs
+from kakusan.mcmc.bipartite import BlockGibbs
 from kakusan.mcmc.tempering import ReplicaExchange
 from kakusan.rbm import BernoulliRBM, GaussianRBM, SpinRBM
 
@@ -52,7 +52,7 @@ def chi_squared_p(model, kernel, beta, seed, n_chains=4000, n_steps=30):
     return stats.chisquare(counts.numpy(), (p * n_chains).numpy()).pvalue
 
 
-class SimultaneousGibbs(BipartiteGibbs):
+class SimultaneousGibbs(BlockGibbs):
     """WRONG ON PURPOSE (a negative control): draws v from the old h and h from the old v at once."""
 
     def step(self, state, generator=None):
@@ -67,7 +67,7 @@ class SimultaneousGibbs(BipartiteGibbs):
 @pytest.mark.parametrize("beta", [1.0, 0.5])
 def test_block_gibbs_reaches_the_exact_joint_distribution(cls, beta):
     model = small_model(cls, seed=1)
-    p_values = [chi_squared_p(model, BipartiteGibbs(model), beta, seed) for seed in (0, 10, 20)]
+    p_values = [chi_squared_p(model, BlockGibbs(model), beta, seed) for seed in (0, 10, 20)]
     assert stats.combine_pvalues(p_values).pvalue > 1e-3, p_values
 
 
@@ -81,7 +81,7 @@ def test_negative_control_fails():
                                     (GaussianRBM, {"learn_variance": True})])
 def test_kernel_keeps_the_joint_energy_at_a_beta_per_chain(cls, kw):
     model = cls(7, 5, weight_std=0.5, seed=2, **kw)
-    kernel = BipartiteGibbs(model)
+    kernel = BlockGibbs(model)
     beta = torch.linspace(0.3, 1.0, 6, dtype=F64)
     state = kernel.init(model.random_visible(6, 0), beta, generator=torch.Generator().manual_seed(0))
     for _ in range(3):
@@ -95,9 +95,9 @@ def test_kernel_keeps_the_joint_energy_at_a_beta_per_chain(cls, kw):
 
 def test_replica_exchange_wraps_the_kernel():
     model = small_model(BernoulliRBM, seed=3)
-    pt = ReplicaExchange(BipartiteGibbs(model), torch.tensor([0.2, 0.6, 1.0], dtype=F64), n_systems=2000)
+    pt = ReplicaExchange(BlockGibbs(model), torch.tensor([0.2, 0.6, 1.0], dtype=F64), n_systems=2000)
     g = torch.Generator().manual_seed(4)
-    state = pt.init(BipartiteGibbs(model).init(model.random_visible(6000, g), 1.0, generator=g).x)
+    state = pt.init(BlockGibbs(model).init(model.random_visible(6000, g), 1.0, generator=g).x)
     for _ in range(30):
         state, _ = pt.step(state, g)
     x_all, p = exact_joint(model, 1.0)
@@ -112,7 +112,7 @@ def test_init_without_generator_is_deterministic_and_bad_shapes_refused():
     from kakusan.errors import KakusanError
 
     model = BernoulliRBM(7, 5, seed=3)
-    kernel = BipartiteGibbs(model)
+    kernel = BlockGibbs(model)
     v = model.random_visible(4, 0)
     assert torch.equal(kernel.init(v).x, kernel.init(v).x)
     with pytest.raises(KakusanError, match="n_chains"):

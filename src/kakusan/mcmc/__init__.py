@@ -1,4 +1,4 @@
-"""Markov chain Monte Carlo for Ising-type models: kernels, one driver, diagnostics.
+"""Markov chain Monte Carlo for Ising models and RBMs: kernels, one driver, replica exchange, diagnostics.
 
 >>> from kakusan.boltzmann import instances
 >>> from kakusan.mcmc import HeatBath, random_spins, run_chain, diagnostics
@@ -21,13 +21,15 @@ from kakusan.mcmc.base import (
     random_spins,
     run_chain,
 )
-from kakusan.mcmc.gibbs import BlockGibbs, HeatBath
+from kakusan.mcmc.bipartite import BipartiteIsing, BlockGibbs
+from kakusan.mcmc.gibbs import HeatBath
 from kakusan.mcmc.ladders import adapt_ladder, geometric_ladder, ladder_log_z
 from kakusan.mcmc.metropolis import Metropolis, SingleSiteKernel
 from kakusan.mcmc.tempering import ReplicaExchange, TemperingState, run_tempering
 
 __all__ = [
     "BUILTIN_OBSERVABLES",
+    "BipartiteIsing",
     "BlockGibbs",
     "ChainState",
     "HeatBath",

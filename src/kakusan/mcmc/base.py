@@ -6,8 +6,9 @@ driver :func:`run_chain` runs any kernel, discards burn-in, thins, and records t
 asked for in a :class:`Trace` whose size is fixed before the run. Every random draw comes from one
 ``torch.Generator``, so the same seed gives the same trace.
 
-The Ising energy every kernel here samples is E(x) = −½ xᵀJx − hᵀx over x ∈ {−1,+1}^N, at
-q_β(x) ∝ exp(−β E(x)); :class:`SpinGraph` turns a model's couplings into neighbour lists.
+The single-site kernels sample the Ising energy E(x) = −½ xᵀJx − hᵀx over x ∈ {−1,+1}^N at
+q_β(x) ∝ exp(−β E(x)); :class:`SpinGraph` turns a model's couplings into neighbour lists. Block Gibbs
+(:mod:`kakusan.mcmc.bipartite`) samples any bipartite model, RBMs included, at q_β(v, h) ∝ exp(−β E(v, h)).
 """
 
 from __future__ import annotations
@@ -40,8 +41,9 @@ class ChainState:
 
     Attributes
     ----------
-    x : (n_chains, N) ±1 in the kernel's dtype. Its memory layout is the kernel's business (the
-        numba kernels keep it spin-major, i.e. ``x.T`` contiguous).
+    x : (n_chains, N) units in the kernel's dtype: ±1 spins for the Ising kernels; for block Gibbs
+        on an RBM, both layers (v, h) side by side, 0/1, ±1 or real as the model's units are. Its memory
+        layout is the kernel's business (the numba kernels keep it spin-major, i.e. ``x.T`` contiguous).
     beta : (n_chains,) float64, the inverse temperature of each chain.
     energy : (n_chains,) float64, E(x) of each chain (not multiplied by β), kept up to date by the kernel.
 

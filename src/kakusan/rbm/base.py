@@ -231,11 +231,11 @@ class RBM(nn.Module):
         mean : return E[v | h] of the last sweep (smoother images) instead of the sampled v.
         """
         from kakusan.mcmc.base import run_chain
-        from kakusan.mcmc.bipartite import BipartiteGibbs
+        from kakusan.mcmc.bipartite import BlockGibbs
 
         g = make_generator(generator, self.device)
         v0 = self.random_visible(n, g) if v0 is None else self.check_visible(v0)
-        kernel = BipartiteGibbs(self)
+        kernel = BlockGibbs(self)
         state = run_chain(kernel, kernel.init(v0, beta, generator=g), n_steps, generator=g, observables={},
                           progress=False).state
         if mean:

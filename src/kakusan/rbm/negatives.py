@@ -2,7 +2,7 @@
 
 The gradient of the mean negative log-likelihood of an RBM is ⟨∂F/∂θ⟩_data − ⟨∂F/∂θ⟩_model; the
 model average is estimated from "negative" visible samples. Three estimators, all running the block
-Gibbs kernel :class:`~kakusan.mcmc.bipartite.BipartiteGibbs`:
+Gibbs kernel :class:`~kakusan.mcmc.bipartite.BlockGibbs`:
 
 * :class:`ContrastiveDivergence` (CD-k, Hinton 2002): k sweeps from the data batch itself. Cheap and
   low-variance, but biased: the chains never leave the data's neighbourhood.
@@ -26,7 +26,7 @@ import torch
 
 from kakusan.errors import KakusanError
 from kakusan.mcmc.base import ChainState
-from kakusan.mcmc.bipartite import BipartiteGibbs
+from kakusan.mcmc.bipartite import BlockGibbs
 from kakusan.mcmc.tempering import ReplicaExchange, TemperingState
 from kakusan.rbm.base import RBM
 
@@ -85,7 +85,7 @@ class ContrastiveDivergence:
 
     @torch.no_grad()
     def __call__(self, model: RBM, v_data: Tensor, generator: torch.Generator) -> NegativeSample:
-        kernel = BipartiteGibbs(model)
+        kernel = BlockGibbs(model)
         state = kernel.init(v_data, generator=generator)
         for _ in range(self.k):
             state, _ = kernel.step(state, generator)
@@ -129,7 +129,7 @@ class PersistentChains:
 
     @torch.no_grad()
     def __call__(self, model: RBM, v_data: Tensor, generator: torch.Generator) -> NegativeSample:
-        kernel = BipartiteGibbs(model)
+        kernel = BlockGibbs(model)
         if self.state is None:
             n = self.n_chains or len(v_data)
             self.state = kernel.init(_start_rows(v_data, n, generator), generator=generator)
@@ -208,7 +208,7 @@ class ParallelTempering:
 
     @torch.no_grad()
     def __call__(self, model: RBM, v_data: Tensor, generator: torch.Generator) -> NegativeSample:
-        kernel = BipartiteGibbs(model)
+        kernel = BlockGibbs(model)
         pt = ReplicaExchange(kernel, self.betas, n_systems=self.n_chains or len(v_data), sweeps=self.k)
         if self.state is None:
             saved, self._saved = self._saved, None
@@ -219,7 +219,7 @@ class ParallelTempering:
         return NegativeSample(v, {"swap_rate": float(stats.acceptance.mean()),
                                   "swap_rate_min": float(stats.acceptance.min())})
 
-    def _init(self, pt: ReplicaExchange, kernel: BipartiteGibbs, v_data: Tensor,
+    def _init(self, pt: ReplicaExchange, kernel: BlockGibbs, v_data: Tensor,
               generator: torch.Generator) -> TemperingState:
         """Every replica of system s starts at one data row, with h drawn at its own β."""
         v = _start_rows(v_data, pt.n_systems, generator).repeat_interleave(pt.n_replicas, dim=0)

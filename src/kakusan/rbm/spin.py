@@ -4,8 +4,8 @@
 
 Conditionals p(h_j = +1 | v) = σ(2 a_j), a = c + Wᵀv, and p(v_i = +1 | h) = σ(2 g_i), g = b + Wh;
 the free energy is F(v) = −bᵀv − Σ_j log(2 cosh a_j). It is the Ising energy −½ xᵀJx − h_xᵀx of
-x = (v, h) with J = [[0, W], [Wᵀ, 0]] and fields (b, c), the form :class:`kakusan.mcmc.BlockGibbs`
-samples; a 0/1 RBM maps to it by v = (s + 1)/2 (see :func:`kakusan.data.to_spins`).
+x = (v, h) with J = [[0, W], [Wᵀ, 0]] and fields (b, c), the form :class:`kakusan.mcmc.BipartiteIsing`
+presents; a 0/1 RBM maps to it by v = (s + 1)/2 (see :func:`kakusan.data.to_spins`).
 """
 
 from __future__ import annotations
