@@ -15,7 +15,8 @@ import torch
 from kakusan.boltzmann import exact, instances
 from kakusan.mcmc import ChainState, HeatBath, SpinGraph, StepInfo, as_beta, diagnostics, random_spins, run_chain
 from kakusan.mcmc.ladders import adapt_ladder, geometric_ladder, ladder_log_z
-from kakusan.mcmc.tempering import ReplicaExchange, _chain_betas, nonreversible_round_trip_rate
+from kakusan.mcmc.swaps import chain_betas
+from kakusan.mcmc.tempering import ReplicaExchange, nonreversible_round_trip_rate
 from kakusan.mcmc.tempering import run_tempering
 
 F64 = torch.float64
@@ -31,7 +32,7 @@ class BlindSwaps(ReplicaExchange):
         rep = state.replica.numpy()
         lo = np.arange(state.step % 2, self.n_replicas - 1, 2)
         rep[:, lo], rep[:, lo + 1] = rep[:, lo + 1].copy(), rep[:, lo].copy()
-        chains = state.chains.with_beta(_chain_betas(state.betas, state.replica))
+        chains = state.chains.with_beta(chain_betas(state.betas, state.replica))
         return type(state)(**{**state.__dict__, "chains": chains}), info
 
 

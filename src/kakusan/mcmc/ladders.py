@@ -1,4 +1,5 @@
-"""Temperature ladders for replica exchange: geometric, adapted to equal swap acceptance; log Z along them.
+"""Temperature ladders for replica exchange: checked, geometric, linear, adapted to equal swap acceptance;
+log Z along them. Every ladder in the library comes from here.
 
 Between two temperatures whose energy distributions are Gaussian with the same width σ_E, the
 swap acceptance is A = erfc(Δβ σ_E / 2) (mean energy gap σ_E² Δβ, from d⟨E⟩/dβ = −Var E). So
@@ -22,7 +23,8 @@ integration of ⟨E⟩_β or by Bennett's acceptance ratio between neighbours (:
 from __future__ import annotations
 
 import math
-from typing import Literal, NamedTuple
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 import torch
 from scipy import optimize, special
@@ -30,22 +32,47 @@ from scipy import optimize, special
 from kakusan.errors import KakusanError
 from kakusan.mcmc import diagnostics
 from kakusan.mcmc.base import F64
-from kakusan.mcmc.tempering import ReplicaExchange, TemperingState, check_ladder
 from kakusan.runtime import Seed, make_generator
 
+if TYPE_CHECKING:  # tempering imports check_ladder from here
+    from kakusan.mcmc.tempering import ReplicaExchange, TemperingState
+
 Tensor = torch.Tensor
+
+
+def check_ladder(betas: Tensor | Sequence[float]) -> Tensor:
+    """β as an (R,) float64 CPU tensor, R ≥ 2, finite, ≥ 0 and strictly increasing; refuses anything else."""
+    b = torch.as_tensor(betas, dtype=F64).detach().cpu().reshape(-1).clone()
+    if len(b) < 2:
+        raise KakusanError(f"replica exchange needs at least 2 temperatures, got {len(b)}")
+    if not bool(torch.isfinite(b).all()) or bool((b < 0).any()) or not bool((b[1:] > b[:-1]).all()):
+        shown = [round(v, 4) for v in b.tolist()]
+        raise KakusanError(f"betas must be finite, ≥ 0 and strictly increasing, got {shown}")
+    return b
 
 
 def geometric_ladder(beta_min: float, beta_max: float, n_replicas: int) -> Tensor:
     """β_t = β_min (β_max/β_min)^{t/(R−1)}, t = 0 … R−1: (R,) float64 (constant ratio, 0 < β_min < β_max)."""
     if not 0 < beta_min < beta_max or not math.isfinite(beta_max):
         raise KakusanError(f"a geometric ladder needs 0 < beta_min < beta_max < inf, got {beta_min}, {beta_max}")
-    if not isinstance(n_replicas, int) or n_replicas < 2:
-        raise KakusanError(f"n_replicas must be an integer ≥ 2, got {n_replicas!r}")
+    _check_size(n_replicas)
     t = torch.arange(n_replicas, dtype=F64) / (n_replicas - 1)
     b = beta_min * (beta_max / beta_min) ** t
     b[0], b[-1] = beta_min, beta_max
     return b
+
+
+def linear_ladder(beta_min: float, beta_max: float, n_replicas: int) -> Tensor:
+    """β_t evenly spaced from β_min to β_max, t = 0 … R−1: (R,) float64 (0 ≤ β_min < β_max; β_min = 0 allowed)."""
+    if not 0 <= beta_min < beta_max or not math.isfinite(beta_max):
+        raise KakusanError(f"a linear ladder needs 0 ≤ beta_min < beta_max < inf, got {beta_min}, {beta_max}")
+    _check_size(n_replicas)
+    return torch.linspace(beta_min, beta_max, n_replicas, dtype=F64)
+
+
+def _check_size(n_replicas: int) -> None:
+    if not isinstance(n_replicas, int) or isinstance(n_replicas, bool) or n_replicas < 2:
+        raise KakusanError(f"n_replicas must be an integer ≥ 2, got {n_replicas!r}")
 
 
 def gap_lengths(acceptance: Tensor, *, a_min: float = 1e-3, a_max: float = 0.999) -> Tensor:

@@ -15,6 +15,8 @@ A swap exchanges the *temperatures* of two chains, not their configurations: the
 stay in place (``state.chains``) and a permutation records which replica sits at which
 temperature. Each replica carries a direction label — "up" (its last visit to an end of the
 ladder was β_0) or "down" (β_{R−1}) — and a *round trip* is a replica's journey β_0 → β_{R−1} → β_0.
+The swap round and that bookkeeping live in :mod:`kakusan.mcmc.swaps`, the ladders in
+:mod:`kakusan.mcmc.ladders`.
 
 Several independent PT systems (S of them, each with its own R replicas) run batched: chain
 s·R + r is replica r of system s, and all S·R chains go through one kernel call.
@@ -28,19 +30,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-import numba as nb
-import numpy as np
 import torch
 
 from kakusan.errors import KakusanError
 from kakusan.mcmc.base import F64, ChainState, Kernel, Observable, Trace, run_chain
+from kakusan.mcmc.ladders import check_ladder
+from kakusan.mcmc.swaps import chain_betas, label_ends, swap_round, zero_counts
 from kakusan.runtime import Seed, make_generator
 
 Tensor = torch.Tensor
-
-# trip states of a replica: where it has been, for round trips and direction labels
-_NONE, _UP, _DOWN_TRIP, _DOWN = 0, 1, 2, 3  # up: last end β_0; down: last end β_{R−1} (_DOWN_TRIP: after β_0)
-
 
 @dataclass(frozen=True)
 class TemperingState:
@@ -227,8 +225,8 @@ class ReplicaExchange:
         chains = self.kernel.init(x0, self.betas.repeat(S))
         state = TemperingState(chains, self.betas.clone(), torch.arange(R).repeat(S, 1),
                                torch.zeros(S, R, dtype=torch.int8), torch.zeros(S, R, dtype=torch.int64),
-                               *_zero_counts(S, R))
-        return _label_ends(state)
+                               *zero_counts(S, R))
+        return label_ends(state)
 
     def step(self, state: TemperingState, generator: torch.Generator | None = None) -> tuple[TemperingState, SwapInfo]:
         """``sweeps`` kernel sweeps of every chain, then one swap round; updates the chains in place."""
@@ -238,7 +236,7 @@ class ReplicaExchange:
             chains, info = self.kernel.step(chains, g)
             acceptance = acceptance + info.acceptance
         state = dataclasses.replace(state, chains=chains)
-        state, attempted, accepted = _swap(state, g)
+        state, attempted, accepted = swap_round(state, g)
         return state, SwapInfo((acceptance / self.sweeps)[state.order.to(chains.x.device)], attempted, accepted)
 
     def resume(self, state: TemperingState) -> TemperingState:
@@ -251,7 +249,7 @@ class ReplicaExchange:
         """Zero the swap counts, round trips and f(β) histograms (e.g. after burn-in); direction labels stay."""
         S, R = state.replica.shape
         return dataclasses.replace(state, round_trips=torch.zeros_like(state.round_trips), n_steps=0,
-                                   **dict(zip(("n_attempted", "n_accepted", "n_up", "n_labelled"), _zero_counts(S, R))))
+                                   **dict(zip(("n_attempted", "n_accepted", "n_up", "n_labelled"), zero_counts(S, R))))
 
     @staticmethod
     def set_ladder(state: TemperingState, betas: Tensor | Sequence[float]) -> TemperingState:
@@ -259,7 +257,7 @@ class ReplicaExchange:
         betas = check_ladder(betas)
         if len(betas) != state.n_replicas:
             raise KakusanError(f"the new ladder has {len(betas)} temperatures, the state {state.n_replicas}")
-        chains = state.chains.with_beta(_chain_betas(betas, state.replica).to(state.chains.x.device))
+        chains = state.chains.with_beta(chain_betas(betas, state.replica).to(state.chains.x.device))
         return ReplicaExchange.reset_statistics(dataclasses.replace(state, chains=chains, betas=betas))
 
     def stats(self, state: TemperingState) -> SwapStats:
@@ -273,90 +271,6 @@ class ReplicaExchange:
         up = torch.where(state.n_labelled > 0, state.n_up.to(F64) / state.n_labelled.clamp(min=1), math.nan)
         return SwapStats(state.betas.clone(), acceptance, per_system, float((1.0 - acceptance).sum()), trips, rate, up,
                          state.n_steps, sweeps)
-
-
-def check_ladder(betas: Tensor | Sequence[float]) -> Tensor:
-    """β as an (R,) float64 CPU tensor, R ≥ 2, finite, ≥ 0 and strictly increasing; refuses anything else."""
-    b = torch.as_tensor(betas, dtype=F64).detach().cpu().reshape(-1).clone()
-    if len(b) < 2:
-        raise KakusanError(f"replica exchange needs at least 2 temperatures, got {len(b)}")
-    if not bool(torch.isfinite(b).all()) or bool((b < 0).any()) or not bool((b[1:] > b[:-1]).all()):
-        shown = [round(v, 4) for v in b.tolist()]
-        raise KakusanError(f"betas must be finite, ≥ 0 and strictly increasing, got {shown}")
-    return b
-
-
-def _zero_counts(S: int, R: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    i64 = torch.int64
-    return (torch.zeros(R - 1, dtype=i64), torch.zeros(S, R - 1, dtype=i64), torch.zeros(R, dtype=i64),
-            torch.zeros(R, dtype=i64))
-
-
-def _chain_betas(betas: Tensor, replica: Tensor) -> Tensor:
-    """(S·R,) β of each chain (replica order) given which replica sits at which temperature."""
-    S, R = replica.shape
-    out = np.empty(S * R)
-    out[(np.arange(S)[:, None] * R + replica.numpy()).reshape(-1)] = np.tile(betas.numpy(), S)
-    return torch.from_numpy(out)
-
-
-def _swap(state: TemperingState, g: torch.Generator) -> tuple[TemperingState, Tensor, Tensor]:
-    """One round of swaps between the pairs (t, t+1) with t of this step's parity; updates the
-    permutation, labels and counts in place (compiled: the bookkeeping costs µs, not a sweep)."""
-    S, R = state.replica.shape
-    parity = state.step % 2
-    u = torch.rand(S, len(range(parity, R - 1, 2)), generator=g, dtype=F64, device=g.device).cpu().numpy()
-    beta = np.empty(S * R)
-    accepted = np.zeros((S, R - 1), dtype=np.bool_)
-    _swap_round(state.chains.energy.detach().cpu().numpy(), state.betas.numpy(), state.replica.numpy(),
-                state.trip.numpy(), state.round_trips.numpy(), state.n_attempted.numpy(), state.n_accepted.numpy(),
-                state.n_up.numpy(), state.n_labelled.numpy(), u, parity, True, beta, accepted)
-    chains = dataclasses.replace(state.chains, beta=torch.from_numpy(beta).to(state.chains.x.device))
-    new = dataclasses.replace(state, chains=chains, n_steps=state.n_steps + 1, step=state.step + 1)
-    attempted = torch.zeros(R - 1, dtype=torch.bool)
-    attempted[parity::2] = True
-    return new, attempted, torch.from_numpy(accepted)
-
-
-def _label_ends(state: TemperingState) -> TemperingState:
-    """Label the replicas that start at the two ends of the ladder (no swaps, no counts)."""
-    S, R = state.replica.shape
-    _swap_round(np.zeros(S * R), state.betas.numpy(), state.replica.numpy(), state.trip.numpy(),
-                state.round_trips.numpy(), state.n_attempted.numpy(), state.n_accepted.numpy(), state.n_up.numpy(),
-                state.n_labelled.numpy(), np.zeros((S, 0)), R, False, np.empty(S * R), np.zeros((S, R - 1), np.bool_))
-    return state
-
-
-@nb.njit(cache=True, nogil=True, boundscheck=False)
-def _swap_round(energy, betas, replica, trip, trips, n_attempted, n_accepted, n_up, n_labelled, u, parity, count,
-                beta_out, accepted):  # pragma: no cover - compiled
-    S, R = replica.shape
-    for t in range(parity, R - 1, 2):
-        n_attempted[t] += 1
-    for s in range(S):
-        p = 0
-        for t in range(parity, R - 1, 2):  # accept with min(1, e^{(β_t − β_{t+1})(E_t − E_{t+1})})
-            a, b = replica[s, t], replica[s, t + 1]
-            log_ratio = (betas[t] - betas[t + 1]) * (energy[s * R + a] - energy[s * R + b])
-            if log_ratio >= 0.0 or u[s, p] < np.exp(log_ratio):
-                replica[s, t], replica[s, t + 1] = b, a
-                n_accepted[s, t] += 1
-                accepted[s, t] = True
-            p += 1
-        hot, cold = replica[s, 0], replica[s, R - 1]
-        if trip[s, hot] == _DOWN_TRIP:  # back at β_0 after β_0 -> β_{R−1}: one round trip
-            trips[s, hot] += 1
-        trip[s, hot] = _UP
-        if trip[s, cold] == _UP:
-            trip[s, cold] = _DOWN_TRIP
-        elif trip[s, cold] == _NONE:
-            trip[s, cold] = _DOWN
-        for t in range(R):
-            r = replica[s, t]
-            beta_out[s * R + r] = betas[t]
-            if count:
-                n_up[t] += trip[s, r] == _UP
-                n_labelled[t] += trip[s, r] != _NONE
 
 
 # ---------------------------------------------------------------- driver
