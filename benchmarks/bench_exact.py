@@ -156,7 +156,7 @@ largest difference from kakusan over log Z (NumPy only), ⟨x_k⟩ and ⟨x_k x_
 
 kakusan enumerates N ≤ 12 with one table of all states (a fixed cost of ~0.1 ms per call dominates, so
 NumPy's bare loop wins at N ≤ 10) and larger N by the three-block contraction (three float64 GEMMs,
-6 flops per state; see `src/kakusan/boltzmann/exact.py`). The machine is shared with other jobs, so
+6 flops per state; see `src/kakusan/boltzmann/contraction.py`). The machine is shared with other jobs, so
 rates vary by up to ~2× between runs, and the 2-thread rows compete for the same 2 cores.
 
 ConIII convention: p(s) ∝ exp(Σ H_i s_i + Σ_{i<j} J_ij s_i s_j), s ∈ {−1,1}^N, parameters

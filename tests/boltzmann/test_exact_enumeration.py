@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from kakusan.boltzmann import exact
+from kakusan.boltzmann import contraction, exact
 from kakusan.boltzmann.exact import IsingParams
 from kakusan.errors import KakusanError
 
@@ -119,7 +119,7 @@ def test_stats_match_naive_loop(n, path):
 @pytest.mark.parametrize("n", [5, 7])
 def test_direct_columns_forced(monkeypatch, n):
     """Every column through the log-space fallback gives the same answers."""
-    monkeypatch.setattr(exact, "_TINY", math.inf)
+    monkeypatch.setattr(contraction, "TINY", math.inf)
     monkeypatch.setattr(exact, "_DENSE", 0)
     p = random_params(n, seed=10 + n)
     st = exact.exact_stats(p, energy_var=True)
@@ -133,13 +133,13 @@ def test_strongly_frustrated_model_underflows_and_is_still_exact(monkeypatch):
     monkeypatch.setattr(exact, "_DENSE", 0)
     p = random_params(9, seed=1, scale=300.0)
     calls = []
-    real = exact._direct
+    real = contraction.direct_columns
 
     def spy(bk, beta, cols):
         calls.append(len(cols))
         return real(bk, beta, cols)
 
-    monkeypatch.setattr(exact, "_direct", spy)
+    monkeypatch.setattr(contraction, "direct_columns", spy)
     st = exact.exact_stats(p)
     assert sum(calls) > 0
     assert_stats(st, naive(p), tol=1e-9)
