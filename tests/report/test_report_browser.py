@@ -12,7 +12,7 @@ import fcntl
 import json
 import os
 import select
-import subprocess
+import signal
 import time
 from pathlib import Path
 
@@ -37,40 +37,51 @@ class Browser:
         # copies above 10 (closed on exec), so that dup2 to 3 and 4 in the child cannot clobber one another
         child_r = fcntl.fcntl(to_browser_r, fcntl.F_DUPFD_CLOEXEC, 10)
         child_w = fcntl.fcntl(from_browser_w, fcntl.F_DUPFD_CLOEXEC, 10)
-
-        def pipes_on_3_and_4():  # in the child, before exec
-            os.dup2(child_r, 3)
-            os.dup2(child_w, 4)
-
         self._log = open(profile.parent / "chromium.log", "wb")
-        self.proc = subprocess.Popen(
-            [binary, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--remote-debugging-pipe",
-             f"--user-data-dir={profile}", "--no-first-run", "--no-default-browser-check", "--disable-extensions",
-             "--disable-background-networking", "--mute-audio", "about:blank"],
-            stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log, close_fds=False,
-            preexec_fn=pipes_on_3_and_4)
+        argv = [binary, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--remote-debugging-pipe",
+                f"--user-data-dir={profile}", "--no-first-run", "--no-default-browser-check", "--disable-extensions",
+                "--disable-background-networking", "--mute-audio", "about:blank"]
+        # posix_spawn, not fork + Python code: safe beside the threads of a pytest-xdist worker
+        self.pid = os.posix_spawn(binary, argv, os.environ, file_actions=[
+            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+            (os.POSIX_SPAWN_DUP2, self._log.fileno(), 1), (os.POSIX_SPAWN_DUP2, self._log.fileno(), 2),
+            (os.POSIX_SPAWN_DUP2, child_r, 3), (os.POSIX_SPAWN_DUP2, child_w, 4)])
+        self.exit_status: int | None = None
         for fd in (to_browser_r, from_browser_w, child_r, child_w):
             os.close(fd)
         self._buffer = b""
         self._next_id = 0
         self.events: list[dict] = []
-        target = self.call("Target.createTarget", url="about:blank")["targetId"]
-        self.session = self.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
-        self.call("Page.enable", session=True)
+        try:
+            target = self.call("Target.createTarget", url="about:blank")["targetId"]
+            self.session = self.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+            self.call("Page.enable", session=True)
+        except BaseException:
+            self.close()
+            raise
 
     def close(self) -> None:
         try:
             self.call("Browser.close")
         except Exception:  # noqa: BLE001 - it is going away anyway
             pass
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        deadline = time.monotonic() + 10
+        while self.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if self.poll() is None:
+            os.kill(self.pid, signal.SIGKILL)
+            os.waitpid(self.pid, 0)
         os.close(self._to_browser)
         os.close(self._from_browser)
         self._log.close()
+
+    def poll(self) -> int | None:
+        """Chromium's exit status, or None while it runs."""
+        if self.exit_status is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.exit_status = os.waitstatus_to_exitcode(status)
+        return self.exit_status
 
     def _read(self, deadline: float) -> dict:
         while b"\0" not in self._buffer:
@@ -79,7 +90,7 @@ class Browser:
                 raise TimeoutError("no answer from Chromium")
             chunk = os.read(self._from_browser, 1 << 20)
             if not chunk:
-                raise RuntimeError(f"Chromium closed the pipe (exit status {self.proc.poll()})")
+                raise RuntimeError(f"Chromium closed the pipe (exit status {self.poll()})")
             self._buffer += chunk
         message, self._buffer = self._buffer.split(b"\0", 1)
         return json.loads(message)
@@ -90,7 +101,9 @@ class Browser:
         message = {"id": self._next_id, "method": method, "params": params}
         if session:
             message["sessionId"] = self.session
-        os.write(self._to_browser, json.dumps(message).encode() + b"\0")
+        data = json.dumps(message).encode() + b"\0"
+        while data:
+            data = data[os.write(self._to_browser, data):]
         deadline = time.monotonic() + self.timeout
         while True:
             reply = self._read(deadline)
@@ -183,6 +196,7 @@ def browser(chromium, tmp_path):
     b.close()
 
 
+@pytest.mark.requires("chromium")
 def test_tour_report_in_headless_chromium(browser, tiny_tour, tmp_path):
     url = tiny_tour.as_uri()
     seen = {}
