@@ -1,6 +1,6 @@
 """Time to a test log-likelihood: a 784-500 RBM on MNIST, kakusan against scikit-learn, rbms and learnergy.
 
-Every contestant trains on the same 60,000 binarised MNIST rows (``kakusan.rbm.data.prepare``: stochastic
+Every contestant trains on the same 60,000 binarised MNIST rows (``kakusan.data.recipes.prepare``: stochastic
 binarisation, seed 0) on one thread; every model it produces is scored the same way, by kakusan's forward
 AIS (Salakhutdinov–Murray schedule, 14,500 βs, base-rate start, ``--ais-runs`` runs) on the 10,000 test
 rows. The clock counts training only (no data loading, snapshots or evaluation).
@@ -43,9 +43,9 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
+from kakusan.data.recipes import DataSpec, prepare  # noqa: E402
 from kakusan.rbm import BernoulliRBM  # noqa: E402
 from kakusan.rbm.ais import ais  # noqa: E402
-from kakusan.rbm.data import DataSpec, prepare  # noqa: E402
 from kakusan.rbm.fit import RBMTrainConfig, fit_rbm  # noqa: E402
 
 HERE = Path(__file__).resolve().parent

@@ -110,7 +110,7 @@ def build_model(units: str, n_visible: int, n_hidden: int, *, centered: bool, le
 def run_train(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from kakusan.rbm.data import DataSpec, prepare
+    from kakusan.data.recipes import DataSpec, prepare
     from kakusan.rbm.fit import RBMTrainConfig, fit_rbm
     from kakusan.checkpoint import save_model
     from kakusan.report.run_dir import RunDir
@@ -150,8 +150,8 @@ def run_train(args: argparse.Namespace) -> int:
 
 def _resumed(args: argparse.Namespace):
     """(model, data spec, train config, run) of the run in --run-dir, rebuilt from its config.json."""
+    from kakusan.data.recipes import DataSpec
     from kakusan.errors import KakusanError
-    from kakusan.rbm.data import DataSpec
     from kakusan.rbm.fit import RBMTrainConfig
     from kakusan.registry import MODELS
     from kakusan.report.run_dir import RunDir
@@ -186,8 +186,8 @@ def _train_figures(model, data, evaluations: list[dict], run_dir, method: str, n
 
 def load_run(path: str):
     """(model, config, data) of a run directory written by ``rbm train``; model from its checkpoint."""
+    from kakusan.data.recipes import DataSpec, prepare
     from kakusan.errors import CheckpointError
-    from kakusan.rbm.data import DataSpec, prepare
     from kakusan.checkpoint import load_run
 
     run = Path(path)

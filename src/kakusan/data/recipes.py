@@ -1,12 +1,13 @@
-"""Data for RBMs: a data set flattened and turned into the values the chosen units take.
+"""Data recipes: a data set flattened and turned into the values a model's units take.
 
 * ``bernoulli``: 0/1 pixels — ``stochastic`` binarisation b ~ Bernoulli(x) with a fixed seed (the usual
   protocol for binarised MNIST; the same seed gives the same bits) or ``threshold`` (x > 0.5);
 * ``spin``: the same bits mapped to ±1;
 * ``gaussian``: real values standardised per unit with the training set's mean and standard deviation.
 
-The recipe (:class:`DataSpec`) is saved in a run's ``config.json``, so sampling and evaluation
-rebuild exactly the training and test arrays.
+The recipe (:class:`DataSpec`) is saved in a run's ``config.json`` (its fields as a dict under ``"data"``),
+so sampling and evaluation rebuild exactly the training and test arrays. The RBM chapter uses it today;
+the VAE and diffusion chapters read their data through it too.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ class DataSpec:
     data_seed: int = 0
 
 
-class RBMData(NamedTuple):
+class PreparedData(NamedTuple):
     """``train`` (n, D) and ``test`` (m, D) or None, float32; ``shape`` of one image (or (D,)); for Gaussian
     units the ``mean`` and ``std`` (D,) used to standardise (else None)."""
 
@@ -44,7 +45,7 @@ class RBMData(NamedTuple):
     std: Tensor | None = None
 
 
-def prepare(spec: DataSpec) -> RBMData:
+def prepare(spec: DataSpec) -> PreparedData:
     """Load ``spec.data`` (a name for :func:`kakusan.data.load` or a file path) and convert it for ``spec.units``."""
     from kakusan.data import flatten, load
 
@@ -54,13 +55,13 @@ def prepare(spec: DataSpec) -> RBMData:
     shape = tuple(ds.shape) if len(ds.shape) >= 2 else (train.shape[1],)
     if spec.units == "gaussian":
         mean, std = train.mean(0), train.std(0).clamp_min(1e-2)
-        return RBMData((train - mean) / std, None if test is None else (test - mean) / std, shape, mean, std)
+        return PreparedData((train - mean) / std, None if test is None else (test - mean) / std, shape, mean, std)
     if spec.units not in ("bernoulli", "spin"):
         raise DataError(f"unknown units {spec.units!r}: choose bernoulli, spin or gaussian")
     train, test = (None if x is None else _bits(x, spec, offset) for x, offset in ((train, 0), (test, 1)))
     if spec.units == "spin":
         train, test = 2 * train - 1, None if test is None else 2 * test - 1
-    return RBMData(train, test, shape)
+    return PreparedData(train, test, shape)
 
 
 def _bits(x: Tensor, spec: DataSpec, offset: int) -> Tensor:
