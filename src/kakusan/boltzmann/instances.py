@@ -17,7 +17,7 @@ from typing import Literal
 import torch
 
 from kakusan.boltzmann.ising import IsingModel
-from kakusan.errors import KakusanError
+from kakusan.errors import KakusanError, check_positive_int
 from kakusan.runtime import Seed, make_generator
 
 Tensor = torch.Tensor
@@ -31,7 +31,7 @@ def sherrington_kirkpatrick(
 
     The spin-glass transition (h = 0) is at β = 1.
     """
-    _check_positive(n, "n")
+    check_positive_int(n, "n")
     g = make_generator(seed)
     k, l = torch.triu_indices(n, n, 1)
     J = torch.zeros(n, n, dtype=F64)
@@ -65,7 +65,7 @@ def curie_weiss(
     n: int, *, beta: float = 1.0, field: float = 0.0, field_std: float = 0.0, seed: Seed = None
 ) -> IsingModel:
     """Curie–Weiss ferromagnet: J_kl = β/N on the complete graph; the transition is at β = 1."""
-    _check_positive(n, "n")
+    check_positive_int(n, "n")
     J = torch.full((n, n), beta / n, dtype=F64)
     J.fill_diagonal_(0.0)
     return _model(J, _fields(n, beta, field, field_std, make_generator(seed)))
@@ -88,7 +88,7 @@ def ferromagnet_2d(
 
 def lattice_bonds(side: int, periodic: bool = True) -> tuple[Tensor, Tensor]:
     """Bonds (k, l) of an L × L square lattice, each pair once: two (n_bonds,) int64 tensors."""
-    _check_positive(side, "side")
+    check_positive_int(side, "side")
     if periodic and side < 3:
         raise KakusanError(f"a periodic lattice needs side ≥ 3 (side {side} would join a pair twice): "
                            "use periodic=False")
@@ -119,11 +119,6 @@ def _fields(n: int, beta: float, field: float, field_std: float, g: torch.Genera
 
 def _model(J: Tensor, h: Tensor) -> IsingModel:
     return IsingModel.from_params(J, h)
-
-
-def _check_positive(n: int, name: str) -> None:
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise KakusanError(f"{name} must be a positive integer, got {n!r}")
 
 
 INSTANCES = {

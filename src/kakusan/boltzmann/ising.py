@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from kakusan.boltzmann import exact
-from kakusan.errors import KakusanError
+from kakusan.errors import KakusanError, check_positive_int
 from kakusan.registry import register_model
 from kakusan.files import atomic_write_bytes
 from kakusan.runtime import Seed, make_generator
@@ -72,8 +72,7 @@ class IsingModel(nn.Module):
 
     def __init__(self, n_visible: int, *, dtype: torch.dtype = torch.float64):
         super().__init__()
-        if not isinstance(n_visible, int) or isinstance(n_visible, bool) or n_visible < 1:
-            raise KakusanError(f"n_visible must be a positive integer, got {n_visible!r}")
+        check_positive_int(n_visible, "n_visible")
         self.config = {"n_visible": n_visible}
         self.J = nn.Parameter(torch.zeros(n_visible, n_visible, dtype=dtype))
         self.h = nn.Parameter(torch.zeros(n_visible, dtype=dtype))

@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 import torch
 
-from kakusan.errors import KakusanError
+from kakusan.errors import KakusanError, check_positive_int
 from kakusan.registry import register_model
 from kakusan.runtime import Seed, make_generator
 
@@ -129,8 +129,7 @@ class Gaussian(torch.nn.Module):
 
     def __init__(self, dim: int):
         super().__init__()
-        if not isinstance(dim, int) or isinstance(dim, bool) or dim < 1:
-            raise KakusanError(f"Gaussian dim must be a positive integer, got {dim!r}")
+        check_positive_int(dim, "Gaussian dim")
         self.config = GaussianConfig(dim)
         self.mean = torch.nn.Parameter(torch.zeros(dim, dtype=DTYPE))
         self.scale_tril = torch.nn.Parameter(torch.eye(dim, dtype=DTYPE))
