@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-INVERSE_METHODS = ("nmf", "tap", "sm", "plm", "mpf")  # MCMC-free solvers: kakusan.learn.inverse.solve
+from kakusan.commands.ising_common import EXACT_CHECK_SPINS
 
 
 def run_inverse_fit(args: argparse.Namespace, data, truth, out) -> int:
@@ -12,10 +12,10 @@ def run_inverse_fit(args: argparse.Namespace, data, truth, out) -> int:
     import torch
 
     from kakusan.boltzmann import kl_divergence, save_ising_npz
+    from kakusan.checkpoint import save_model
     from kakusan.errors import KakusanError
     from kakusan.learn.inverse import solve
     from kakusan.report import figures
-    from kakusan.report.checkpoint import save_model
     from kakusan.report.run_dir import RunDir
 
     n = data.shape[1]
@@ -37,8 +37,6 @@ def run_inverse_fit(args: argparse.Namespace, data, truth, out) -> int:
     summary = {"method": result.method, "iterations": result.iterations, "converged": result.converged,
                "wall_time": result.wall_time, "objective": result.objective, "message": result.message}
     figures.heatmap(result.J, run.figures / "couplings_matrix.png", title=f"learned J ({args.method})")
-    from kakusan.commands.ising import EXACT_CHECK_SPINS
-
     if n <= EXACT_CHECK_SPINS:
         summary["kl"] = kl_divergence(model, data)
     if truth is not None:
