@@ -63,6 +63,7 @@ class MomentMatching:
     (l2/2) Σ_{k<l} J_kl² to the loss; an L1 penalty is applied by the surrogate optimizer's proximal step.
     When the estimator is exact (it has ``log_z(model)``), ``value`` is the exact mean negative
     log-likelihood (= KL(p0||q) + H(p0)) plus the penalty, which line-search optimizers compare.
+    An estimator with persistent chains hands them to the checkpoint through :meth:`state_dict`.
     """
 
     def __init__(self, estimator: StatsEstimator, l2: float = 0.0):
@@ -81,6 +82,17 @@ class MomentMatching:
             value = nll + float(penalty.detach())
             metrics["nll"] = nll
         return StepOutput(loss=loss, value=value, metrics=metrics)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The estimator's own state (its persistent chains), kept with a training checkpoint; {} for exact ones."""
+        get = getattr(self.estimator, "state_dict", None)
+        return {} if get is None else {f"estimator.{k}": v for k, v in get().items()}
+
+    def load_state_dict(self, tensors: dict[str, torch.Tensor]) -> None:
+        """Give the estimator back what :meth:`state_dict` saved (a resumed run continues its chains)."""
+        load = getattr(self.estimator, "load_state_dict", None)
+        if load is not None:
+            load({k.removeprefix("estimator."): v for k, v in tensors.items() if k.startswith("estimator.")})
 
     @staticmethod
     def data_stats(model: torch.nn.Module, batch) -> Stats:

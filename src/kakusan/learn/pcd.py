@@ -4,7 +4,8 @@
 parameter updates: each call advances them ``n_sweeps`` sweeps under the model's current
 parameters and averages x and x xᵀ over the chains and those sweeps. Because the parameters move
 little per step the chains stay close to equilibrium, and the estimate is nearly unbiased at the
-cost of Monte Carlo noise ~ 1/√(n_chains · n_sweeps / τ).
+cost of Monte Carlo noise ~ 1/√(n_chains · n_sweeps / τ). The chain-keeping is
+:class:`kakusan.mcmc.persistent.PersistentSampler`, shared with the RBM negative phases.
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ import torch
 
 from kakusan.errors import KakusanError
 from kakusan.learn.base import Stats
-from kakusan.mcmc.base import ChainState, Kernel, random_spins
+from kakusan.mcmc.base import Kernel, random_spins
+from kakusan.mcmc.persistent import PersistentSampler
+from kakusan.runtime import make_generator
 
 KernelFactory = Callable[[torch.nn.Module], Kernel]
 
 
-class PCDEstimator:
+class PCDEstimator(PersistentSampler):
     """⟨x⟩ and ⟨x xᵀ⟩ under q from persistent chains advanced ``n_sweeps`` sweeps per call.
 
     Parameters
@@ -39,45 +42,34 @@ class PCDEstimator:
     Notes
     -----
     Stochastic: the statistics carry Monte Carlo noise, so use an optimizer that tolerates it
-    (``adam``, ``sgd``, ``momentum`` or the fixed-L ``surrogate``), not ``backtracking``. The
-    chains are not checkpointed; a resumed run restarts them (with ``burn_in``).
+    (``adam``, ``sgd``, ``momentum`` or the fixed-L ``surrogate``), not ``backtracking``. The chains
+    travel in ``state_dict()`` / ``load_state_dict()`` (:class:`~kakusan.mcmc.persistent.PersistentSampler`).
+    A CPU generator drives chains on a GPU through a device generator drawn from it at each call.
     """
 
     def __init__(self, kernel_factory: KernelFactory | None = None, n_chains: int = 256, n_sweeps: int = 1, *,
                  burn_in: int = 0):
-        _check_count(n_chains, "n_chains", 1)
-        _check_count(n_sweeps, "n_sweeps", 1)
-        _check_count(burn_in, "burn_in", 0)
+        super().__init__(n_chains, n_sweeps, burn_in=burn_in)
         self.kernel_factory = kernel_factory if kernel_factory is not None else _heat_bath
-        self.n_chains, self.n_sweeps, self.burn_in = n_chains, n_sweeps, burn_in
-        self.state: ChainState | None = None
-        self._device_generator: torch.Generator | None = None
 
     def __repr__(self) -> str:
         return f"PCDEstimator(n_chains={self.n_chains}, n_sweeps={self.n_sweeps})"
 
     def model_stats(self, model: torch.nn.Module, generator: torch.Generator | None = None) -> Stats:
         """Advance the chains ``n_sweeps`` sweeps under the current parameters; Stats of the visited states."""
-        target = model.as_ising() if hasattr(model, "as_ising") else model
-        generator, self._device_generator = on_device(generator, target.h.device, self._device_generator)
+        target = spin_model(model)
+        device = target.h.device
+        g = make_generator(generator, device)
         kernel = self.kernel_factory(target)
-        if self.state is None:
-            n = target.h.numel()
-            state = kernel.init(random_spins(self.n_chains, n, generator, device=target.h.device))
-            for _ in range(self.burn_in):
-                state, _ = kernel.step(state, generator)
-        else:
-            state = kernel.init(self.state.x, self.state.beta)  # energies under the new parameters
         acc = _Accumulator()
-        for _ in range(self.n_sweeps):
-            state, _ = kernel.step(state, generator)
-            acc.add(state.x)
-        self.state = state
+        self.advance(kernel, g, lambda: kernel.init(random_spins(self.n_chains, target.h.numel(), g, device=device)),
+                     observe=lambda state: acc.add(state.x))
         return acc.stats()
 
-    def reset(self) -> None:
-        """Forget the chains (the next call starts fresh ones)."""
-        self.state, self._device_generator = None, None
+
+def spin_model(model: torch.nn.Module) -> torch.nn.Module:
+    """The fully visible Ising model whose spins the chains sample (``model.as_ising()`` for a model with hidden units)."""
+    return model.as_ising() if hasattr(model, "as_ising") else model
 
 
 class _Accumulator:
@@ -95,18 +87,6 @@ class _Accumulator:
 
     def stats(self) -> Stats:
         return Stats((self.s1 / self.n).cpu(), (self.s2 / self.n).cpu())
-
-
-def on_device(generator: torch.Generator | None, device: torch.device,
-              cached: torch.Generator | None) -> tuple[torch.Generator | None, torch.Generator | None]:
-    """A generator on ``device`` for the chains: ``generator`` itself when it is there already, else one
-    seeded once from it (and kept in ``cached``), so a CPU training generator drives chains on a GPU."""
-    if generator is None or generator.device == torch.device(device):
-        return generator, cached
-    if cached is None:
-        seed = int(torch.randint(0, 2**62, (1,), generator=generator))
-        cached = torch.Generator(device=device).manual_seed(seed)
-    return cached, cached
 
 
 def _heat_bath(model: torch.nn.Module) -> Kernel:
@@ -130,8 +110,3 @@ def kernel_factory(name: str) -> KernelFactory:
     if name not in SAMPLERS:
         raise KakusanError(f"unknown sampler {name!r}: choose from {', '.join(SAMPLERS)}")
     return SAMPLERS[name]
-
-
-def _check_count(value: int, name: str, low: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < low:
-        raise KakusanError(f"{name} must be an integer ≥ {low}, got {value!r}")

@@ -59,6 +59,7 @@ class BlockGibbs:
     """
 
     name = "block_gibbs"
+    recomputes_energy = True  # every step computes E(v, h) afresh: kept chains need no re-initialisation
 
     def __init__(self, model, *, groups: tuple[Tensor, Tensor] | None = None, dtype: torch.dtype | None = None):
         if not hasattr(model, "hidden_field"):  # an Ising model: present it as a spin RBM

@@ -12,21 +12,23 @@ Gibbs kernel :class:`~kakusan.mcmc.bipartite.BlockGibbs`:
   replica-exchange system over β_0 < … < β_{R−1} = 1 (:class:`~kakusan.mcmc.tempering.ReplicaExchange`);
   hot replicas cross between modes and swap their states down to β = 1.
 
-Each is called as ``negatives(model, v_data, generator) -> NegativeSample``; persistent ones carry
-their chains in ``state_dict()`` / ``load_state_dict()`` so a resumed run continues them.
+Each is called as ``negatives(model, v_data, generator) -> NegativeSample``. The persistent ones are
+the chain keepers of :mod:`kakusan.mcmc.persistent` (shared with Boltzmann learning's PCD and PT
+estimators) started at data rows; they carry their chains in ``state_dict()`` / ``load_state_dict()``
+so a resumed run continues them.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from typing import NamedTuple, Protocol
 
 import torch
 
 from kakusan.errors import KakusanError
-from kakusan.mcmc.base import ChainState
 from kakusan.mcmc.bipartite import BlockGibbs
+from kakusan.mcmc.ladders import linear_ladder
+from kakusan.mcmc.persistent import PersistentSampler, TemperedSampler
 from kakusan.mcmc.tempering import ReplicaExchange, TemperingState
 from kakusan.rbm.base import RBM
 
@@ -98,7 +100,7 @@ class ContrastiveDivergence:
         pass
 
 
-class PersistentChains:
+class PersistentChains(PersistentSampler):
     """PCD-k: ``n_chains`` block-Gibbs chains that persist across updates, advanced k sweeps per update.
 
     Parameters
@@ -117,12 +119,12 @@ class PersistentChains:
     name = "pcd"
 
     def __init__(self, k: int = 1, n_chains: int | None = None):
-        self.k = _check_k(k)
-        if n_chains is not None and (not isinstance(n_chains, int) or n_chains < 1):
-            raise KakusanError(f"n_chains must be a positive integer, got {n_chains!r}")
-        self.n_chains = n_chains
-        self.state: ChainState | None = None
+        super().__init__(n_chains, _check_k(k))
         self._pending, self._kernel = False, None  # the last sweep awaits its hidden half
+
+    @property
+    def k(self) -> int:
+        return self.n_sweeps
 
     def __repr__(self) -> str:
         return f"PersistentChains(k={self.k}, n_chains={self.n_chains})"
@@ -130,13 +132,11 @@ class PersistentChains:
     @torch.no_grad()
     def __call__(self, model: RBM, v_data: Tensor, generator: torch.Generator) -> NegativeSample:
         kernel = BlockGibbs(model)
-        if self.state is None:
-            n = self.n_chains or len(v_data)
-            self.state = kernel.init(_start_rows(v_data, n, generator), generator=generator)
-        elif self._pending:  # nobody completed the last sweep: draw h | v now
+        if self.state is not None and self._pending:  # nobody completed the last sweep: draw h | v now
             kernel.hidden_step(self.state, model.hidden_field(kernel.visible(self.state)), generator, count=False)
-        for _ in range(self.k - 1):
-            self.state, _ = kernel.step(self.state, generator)
+        n = self.n_chains or len(v_data)
+        self.advance(kernel, generator, lambda: kernel.init(_start_rows(v_data, n, generator), generator=generator),
+                     n_sweeps=self.k - 1)
         self.state, _ = kernel.visible_step(self.state, generator, count=False)
         self._pending, self._kernel = True, kernel
         return NegativeSample(kernel.visible(self.state).clone(), {}, self._complete)
@@ -150,29 +150,17 @@ class PersistentChains:
     def state_dict(self) -> dict[str, Tensor]:
         """The chains (n_chains, n_visible + n_hidden) and whether h still awaits its draw, or nothing
         before the first update."""
-        if self.state is None:
-            return {}
-        return {"x": self.state.x.clone(), "pending": torch.tensor(self._pending)}
+        out = super().state_dict()
+        return {**out, "pending": torch.tensor(self._pending)} if out else out
 
     def load_state_dict(self, tensors: dict[str, Tensor]) -> None:
         """Restore chains saved by :meth:`state_dict` (energies are recomputed at the next sweep)."""
+        super().load_state_dict(tensors)
         if "x" in tensors:
-            x = tensors["x"]
-            self.state = ChainState(x.clone(), torch.ones(len(x), dtype=torch.float64),
-                                    torch.zeros(len(x), dtype=torch.float64))
             self._pending = bool(tensors.get("pending", torch.tensor(False)))
 
 
-def linear_ladder(n_temperatures: int, beta_min: float) -> Tensor:
-    """β_t evenly spaced from ``beta_min`` to 1, increasing: (n_temperatures,) float64."""
-    if not isinstance(n_temperatures, int) or n_temperatures < 2:
-        raise KakusanError(f"parallel tempering needs at least 2 temperatures, got {n_temperatures!r}")
-    if not 0.0 <= beta_min < 1.0:
-        raise KakusanError(f"beta_min must be in [0, 1), got {beta_min}")
-    return torch.linspace(beta_min, 1.0, n_temperatures, dtype=torch.float64)
-
-
-class ParallelTempering:
+class ParallelTempering(TemperedSampler):
     """PT-PCD: ``n_chains`` persistent replica-exchange systems whose β = 1 replicas are the negatives.
 
     Parameters
@@ -180,8 +168,8 @@ class ParallelTempering:
     k : block-Gibbs sweeps of every replica between two swap rounds (one round per update).
     n_chains : independent PT systems (negatives per update); default: the first batch size.
     n_temperatures : replicas per system, R.
-    beta_min : the hottest β_0 of the default ladder, evenly spaced in β up to 1 (0 is allowed for
-        binary visible units: independent uniform units; Gaussian visible units need β > 0).
+    beta_min : the hottest β_0 of the default ladder, ``linear_ladder(beta_min, 1, n_temperatures)``
+        (0 is allowed for binary visible units: independent uniform units; Gaussian visible units need β > 0).
     betas : an explicit increasing ladder ending at 1 (overrides the two above).
 
     Notes
@@ -194,58 +182,35 @@ class ParallelTempering:
 
     def __init__(self, k: int = 1, n_chains: int | None = None, *, n_temperatures: int = 10, beta_min: float = 0.5,
                  betas: Tensor | None = None):
-        self.k = _check_k(k)
-        self.betas = linear_ladder(n_temperatures, beta_min) if betas is None else torch.as_tensor(
-            betas, dtype=torch.float64)
-        if float(self.betas[-1]) != 1.0:
-            raise KakusanError("the ladder must end at β = 1, the model the negatives come from")
-        self.n_chains = n_chains
-        self.state: TemperingState | None = None
-        self._saved: dict[str, Tensor] | None = None
+        ladder = linear_ladder(beta_min, 1.0, n_temperatures) if betas is None else betas
+        super().__init__(ladder, n_chains, sweeps=_check_k(k))
+
+    @property
+    def k(self) -> int:
+        return self.sweeps
+
+    @property
+    def n_chains(self) -> int | None:
+        return self.n_systems
 
     def __repr__(self) -> str:
-        return f"ParallelTempering(k={self.k}, n_chains={self.n_chains}, n_temperatures={len(self.betas)})"
+        return f"ParallelTempering(k={self.k}, n_chains={self.n_chains}, n_temperatures={self.n_replicas})"
 
     @torch.no_grad()
     def __call__(self, model: RBM, v_data: Tensor, generator: torch.Generator) -> NegativeSample:
         kernel = BlockGibbs(model)
-        pt = ReplicaExchange(kernel, self.betas, n_systems=self.n_chains or len(v_data), sweeps=self.k)
-        if self.state is None:
-            saved, self._saved = self._saved, None
-            self.state = self._restore(pt, saved) if saved is not None else self._init(pt, kernel, v_data, generator)
-        self.state, _ = pt.step(self.state, generator)
-        stats = pt.stats(self.state)
-        v = kernel.visible(self.state.at(len(self.betas) - 1))
-        return NegativeSample(v, {"swap_rate": float(stats.acceptance.mean()),
-                                  "swap_rate_min": float(stats.acceptance.min())})
+        self.advance(kernel, generator, lambda pt: self._start(pt, kernel, v_data, generator),
+                     n_systems=self.n_chains or len(v_data))
+        stats = self.swap_stats()
+        return NegativeSample(kernel.visible(self.cold()), {"swap_rate": float(stats.acceptance.mean()),
+                                                            "swap_rate_min": float(stats.acceptance.min())})
 
-    def _init(self, pt: ReplicaExchange, kernel: BlockGibbs, v_data: Tensor,
-              generator: torch.Generator) -> TemperingState:
+    def _start(self, pt: ReplicaExchange, kernel: BlockGibbs, v_data: Tensor,
+               generator: torch.Generator) -> TemperingState:
         """Every replica of system s starts at one data row, with h drawn at its own β."""
         v = _start_rows(v_data, pt.n_systems, generator).repeat_interleave(pt.n_replicas, dim=0)
-        beta = self.betas.repeat(pt.n_systems)
-        x = kernel.init(v, beta, generator=generator).x  # (S·R, n_visible + n_hidden)
+        x = kernel.init(v, self.betas.repeat(pt.n_systems), generator=generator).x  # (S·R, n_visible + n_hidden)
         return pt.init(x)
-
-    def state_dict(self) -> dict[str, Tensor]:
-        """The replicas (replica order), which replica sits at which temperature, and the swap-round parity."""
-        if self.state is None:
-            return {}
-        return {"x": self.state.chains.x.clone(), "replica": self.state.replica.clone(),
-                "step": torch.tensor(self.state.step)}
-
-    def load_state_dict(self, tensors: dict[str, Tensor]) -> None:
-        """Restore replicas saved by :meth:`state_dict` (the swap statistics and round trips restart)."""
-        self._saved = tensors if "x" in tensors else None
-        self.state = None
-
-    def _restore(self, pt: ReplicaExchange, saved: dict[str, Tensor]) -> TemperingState:
-        replica = saved["replica"].to(torch.int64)
-        S, R = replica.shape
-        beta = torch.empty(S, R, dtype=torch.float64).scatter_(1, replica, self.betas.expand(S, R)).reshape(-1)
-        state = pt.init(saved["x"])
-        chains = state.chains.with_beta(beta.to(state.chains.x.device))
-        return dataclasses.replace(state, chains=chains, replica=replica, step=int(saved["step"]))
 
 
 NEGATIVE_PHASES = {"cd": ContrastiveDivergence, "pcd": PersistentChains, "pt": ParallelTempering}
@@ -253,4 +218,4 @@ NEGATIVE_PHASES = {"cd": ContrastiveDivergence, "pcd": PersistentChains, "pt": P
 
 
 __all__ = ["NEGATIVE_PHASES", "ContrastiveDivergence", "NegativePhase", "NegativeSample", "ParallelTempering",
-           "PersistentChains", "linear_ladder"]
+           "PersistentChains"]
