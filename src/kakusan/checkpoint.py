@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -49,11 +50,16 @@ def exists(directory: Path, name: str) -> bool:
 def save(directory: Path, name: str, parts: dict[str, dict[str, torch.Tensor]], manifest: dict[str, Any]) -> Path:
     """Write the checkpoint ``name``: tensors by part, plus ``manifest`` (JSON-able), atomically."""
     tensors: dict[str, torch.Tensor] = {}
+    seen: set[int] = set()
     for part, entries in parts.items():
         if "/" in part:
             raise CheckpointError(f"part name {part!r} may not contain '/'")
         for key, value in entries.items():
-            tensors[f"{part}/{key}"] = value.detach().to("cpu").contiguous()
+            value = value.detach().to("cpu").contiguous()
+            if value.data_ptr() in seen and value.numel():  # a component shares the model's storage
+                value = value.clone()
+            seen.add(value.data_ptr())
+            tensors[f"{part}/{key}"] = value
     digest = _data_sha256(st_save(tensors))
     head = {"format": FORMAT, **to_jsonable(manifest), "parts": {p: (manifest.get("parts") or {}).get(p, {})
                                                                    for p in parts}, "sha256": digest}
@@ -63,6 +69,9 @@ def save(directory: Path, name: str, parts: dict[str, dict[str, torch.Tensor]], 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     path = path_of(directory, name)
+    for stale in directory.glob(f".{path.name}.tmp-*"):  # left by a process killed mid-write
+        if stale.name != f".{path.name}.tmp-{os.getpid()}":
+            stale.unlink(missing_ok=True)
     atomic_write_bytes(path, blob)
     return path
 
@@ -111,7 +120,7 @@ def save_model(directory: Path, model: torch.nn.Module, name: str = "model", met
         parts[pname] = module.state_dict()
         described[pname] = {"kind": "component", **model_manifest(module)}
     for pname in extra_parts or {}:
-        described.setdefault(pname, {"kind": "weights"})
+        described.setdefault(pname, {"kind": "ema" if pname.startswith("ema") else "weights"})
     return save(directory, name, parts, {**model_manifest(model), "parts": described, "meta": meta or {}})
 
 

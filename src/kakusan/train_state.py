@@ -73,10 +73,10 @@ def restore(directory: Path, model, optimizer, generator, objective=None, schedu
     generator.set_state(parts["generator"][f"rank{rank}"])
     if hasattr(objective, "load_state_dict") and parts.get("objective"):
         objective.load_state_dict(parts["objective"])
+    if (scheduler is None) != (head.get("scheduler") is None):
+        raise CheckpointError(f"the run was saved {'without' if scheduler is not None else 'with'} a learning-rate "
+                              "scheduler: resume with the settings it was started with")
     if scheduler is not None:
-        if head.get("scheduler") is None:
-            raise CheckpointError("the run was saved without a learning-rate scheduler: resume with the settings it "
-                                  "was started with")
         scheduler.load_state_dict(head["scheduler"])
     if ema is not None:
         ema.load_parts(parts)
