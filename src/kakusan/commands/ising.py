@@ -20,6 +20,8 @@ import json
 
 from kakusan.commands import add_run_options
 from kakusan.commands.ising_common import FIT_METHODS, SAMPLE_METHODS, add_ladder_options, check_enumerable
+from kakusan.commands.ising_fit import run_fit
+from kakusan.commands.ising_sample import run_sample
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -74,18 +76,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.action == "exact":
-        return run_exact(args)
-    if args.action == "sample":
-        from kakusan.commands.ising_sample import run_sample
-
-        return run_sample(args)
-    if args.action == "fit":
-        from kakusan.commands.ising_fit import run_fit
-
-        return run_fit(args)
-    args.ising_parser.print_help()
-    return 2
+    actions = {"exact": run_exact, "sample": run_sample, "fit": run_fit}
+    if args.action not in actions:
+        args.ising_parser.print_help()
+        return 2
+    return actions[args.action](args)
 
 
 def run_exact(args: argparse.Namespace) -> int:
