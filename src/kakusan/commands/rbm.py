@@ -166,7 +166,7 @@ def _resumed(args: argparse.Namespace):
 
 
 def _train_figures(model, data, evaluations: list[dict], run_dir, method: str, name: str, args) -> dict:
-    from kakusan.rbm import report
+    from kakusan.report import rbm as report
     from kakusan.runtime import make_generator
 
     evaluations = [r for r in run_dir.read_metrics() if r.get("eval")] or evaluations  # all of them, after a resume
@@ -202,7 +202,7 @@ def load_run(path: str):
 
 
 def run_sample(args: argparse.Namespace) -> int:
-    from kakusan.rbm import report
+    from kakusan.report import rbm as report
     from kakusan.report.run_dir import RunDir, atomic_save_npy
     from kakusan.runtime import make_generator
 

@@ -25,7 +25,7 @@ def section(ctx: TourContext) -> Section:
     from kakusan.rbm import BernoulliRBM, exact
     from kakusan.rbm.ais import ais, default_betas, reverse_ais
     from kakusan.rbm.fit import RBMTrainConfig, fit_rbm
-    from kakusan.rbm.report import ais_figure, filters_figure, samples_figure
+    from kakusan.report.rbm import ais_figure, filters_figure, samples_figure
     from kakusan.report import figures
 
     tiny = ctx.size == "tiny"
