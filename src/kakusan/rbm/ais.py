@@ -16,7 +16,8 @@ so a test log-likelihood computed with it is optimistic. *Reverse* AIS (Burda, G
 AISTATS 2015) runs the same path backwards from samples of the model, estimating Z_0 / Z_K; with exact
 model samples its log Ẑ is biased *high*, so the two bracket log Z — with approximate (Gibbs) start
 samples the upper side is only as good as those samples. Runs are vectorised; the weights
-accumulate in float64; the standard error of log Ẑ is the delta method, se(mean w) / mean w.
+accumulate in float64; log mean w, its standard error (the delta method, se(mean w) / mean w) and the
+effective sample size come from the shared :func:`kakusan.evaluate.log_mean_exp`.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import torch
 from tqdm.auto import tqdm
 
 from kakusan.errors import KakusanError
+from kakusan.evaluate import Estimate, log_mean_exp
 from kakusan.rbm.base import RBM
 from kakusan.rbm.base_rate import BinaryBase, GaussianBase, VisibleBase
 from kakusan.runtime import Seed, make_generator
@@ -58,6 +60,10 @@ class AISResult(NamedTuple):
     ess: float
     direction: Literal["forward", "reverse"]
     n_betas: int
+
+    def estimate(self) -> Estimate:
+        """The common result type: log Ẑ ± its standard error in nats over the runs."""
+        return Estimate(self.log_z, self.log_z_stderr, len(self.log_w), f"AIS {self.direction}", "nats")
 
     def interval(self, k: float = 3.0) -> tuple[float, float]:
         """log(mean w ± k·se) mapped to log Z, the bracket Salakhutdinov & Murray report (k = 3)."""
@@ -127,15 +133,9 @@ def anneal(model: RBM, base: VisibleBase, v: Tensor, betas: Tensor, generator: t
 
 
 def _result(log_w: Tensor, log_z0: float, direction: Literal["forward", "reverse"], n_betas: int) -> AISResult:
-    n = len(log_w)
-    shift = float(log_w.max())
-    r = torch.exp(log_w - shift)  # weights / max weight
-    mean = float(r.mean())
-    se = float(r.std() / math.sqrt(n)) / mean if n > 1 else math.nan
-    lme = shift + math.log(mean)  # log mean w
-    log_z = log_z0 + lme if direction == "forward" else log_z0 - lme
-    ess = float(r.sum() ** 2 / (r**2).sum())
-    return AISResult(log_z, se, log_w.cpu(), log_z0, ess, direction, n_betas)
+    lme = log_mean_exp(log_w)  # log mean w, its delta-method error, the ESS
+    log_z = log_z0 + float(lme.value) if direction == "forward" else log_z0 - float(lme.value)
+    return AISResult(log_z, float(lme.stderr), log_w.cpu(), log_z0, float(lme.ess), direction, n_betas)
 
 
 def _prepare(model: RBM, base, betas, dtype):
