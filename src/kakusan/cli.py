@@ -59,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # under torchrun: join the process group first
             from kakusan.runtime import init_distributed
 
-            init_distributed(getattr(args, "device", None))
+            if init_distributed(getattr(args, "device", None))[0] != 0:
+                sys.stdout = open(os.devnull, "w")  # rank 0 reports; the others only compute
         return int(args.run(args) or 0)
     except Interrupted as e:
         sys.stderr.write(f"kakusan: {e}; run the same command with --resume to continue\n")

@@ -101,3 +101,16 @@ def init_distributed(device: str | None = None) -> tuple[int, int]:
 def rank_seed(seed: int, rank: int) -> int:
     """The seed of rank ``rank``'s generator: ``seed`` itself on rank 0, a distinct derived seed elsewhere."""
     return seed if rank == 0 else (seed * 1_000_003 + 7919 * rank) % (2**63 - 1)
+
+
+def broadcast_text(text: str | None) -> str:
+    """Rank 0's ``text`` on every rank (bytes in a tensor: nothing is pickled)."""
+    import torch.distributed as dist
+
+    device = "cuda" if dist.get_backend() == "nccl" else "cpu"
+    data = torch.tensor(list((text or "").encode()), dtype=torch.uint8, device=device)
+    size = torch.tensor([data.numel()], dtype=torch.int64, device=device)
+    dist.broadcast(size, 0)
+    buf = data if dist.get_rank() == 0 else torch.empty(int(size.item()), dtype=torch.uint8, device=device)
+    dist.broadcast(buf, 0)
+    return bytes(buf.cpu().tolist()).decode()

@@ -93,3 +93,17 @@ def test_two_gloo_processes_equal_one_process_and_resume(tmp_path):
     again = subprocess.run([sys.executable, str(script), str(tmp_path / "two"), "30"], capture_output=True, text=True,
                            env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
     assert again.returncode != 0 and "resume with --nproc-per-node 2" in again.stderr
+
+
+def test_the_kakusan_command_trains_under_torchrun(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE", "GLOO_SOCKET_IFNAME": "lo"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "-m", "kakusan", "rbm",
+           "train", "--data", "digits", "--hidden", "4", "--epochs", "1", "--method", "cd", "--samples", "0",
+           "--runs-root", str(tmp_path / "runs")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("trained BernoulliRBM") == 1  # rank 0 reports
+    runs = list((tmp_path / "runs").iterdir())
+    assert len(runs) == 1  # one run directory, made by rank 0 and shared with rank 1
+    _, head = checkpoint.load(runs[0] / "checkpoints", "last")
+    assert head["world_size"] == 2 and head["step"] == 15

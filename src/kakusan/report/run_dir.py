@@ -2,6 +2,10 @@
 
 A run never overwrites another run's directory: an automatic name gets a numeric suffix on a
 collision, and an explicit directory that already holds files is refused.
+
+Under ``torchrun`` rank 0 creates the directory and tells the other ranks its name; they read from it
+(a resumed checkpoint) but write nothing: their metrics, config and JSON writes are skipped and their
+figures go to a scratch folder.
 """
 
 from __future__ import annotations
@@ -21,12 +25,30 @@ __all__ = ["RunDir", "atomic_save_npy", "atomic_write_bytes", "atomic_write_json
 class RunDir:
     """The directory one command writes; see the module docstring for its layout."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, writer: bool | None = None):
         self.path = Path(path)
+        if writer is None:
+            from kakusan.runtime import world
+
+            writer = world()[0] == 0
+        self.writer = writer
 
     @classmethod
     def create(cls, command: str, path: str | Path | None = None, root: str | Path = "runs") -> "RunDir":
-        """Make a fresh run directory: ``path`` if given (must be new or empty), else ``root/command-TIME``."""
+        """Make a fresh run directory: ``path`` if given (must be new or empty), else ``root/command-TIME``.
+
+        Under ``torchrun``, rank 0 makes it and the other ranks get the same path (see the module docstring).
+        """
+        from kakusan.runtime import broadcast_text, world
+
+        rank, size = world()
+        if size == 1:
+            return cls._make(command, path, root)
+        made = cls._make(command, path, root).path if rank == 0 else None
+        return cls(Path(broadcast_text(None if made is None else str(made))), writer=rank == 0)
+
+    @classmethod
+    def _make(cls, command: str, path: str | Path | None, root: str | Path) -> "RunDir":
         if path is not None:
             p = Path(path)
             if p.exists() and (not p.is_dir() or any(p.iterdir())):
@@ -55,6 +77,10 @@ class RunDir:
 
     @property
     def figures(self) -> Path:
+        if not self.writer:
+            import tempfile
+
+            return Path(tempfile.mkdtemp(prefix="kakusan-figures-"))
         p = self.path / "figures"
         p.mkdir(exist_ok=True)
         return p
@@ -67,11 +93,15 @@ class RunDir:
 
     def write_config(self, config: Any, argv: list[str] | None = None) -> None:
         """Save the resolved configuration (it should name the model class) and the argv."""
+        if not self.writer:
+            return
         atomic_write_json(self.path / "config.json", config)
         atomic_write_json(self.path / "argv.json", list(sys.argv if argv is None else argv))
 
     def log_metrics(self, **metrics: Any) -> None:
         """Append one JSON line of metrics (e.g. ``step=3, loss=0.1``) to ``metrics.jsonl``."""
+        if not self.writer:
+            return
         with open(self.path / "metrics.jsonl", "a") as f:
             f.write(json.dumps(to_jsonable(metrics)) + "\n")
 
@@ -83,5 +113,7 @@ class RunDir:
 
     def write_json(self, name: str, obj: Any) -> Path:
         path = self.path / name
+        if not self.writer:
+            return path
         atomic_write_json(path, obj)
         return path
