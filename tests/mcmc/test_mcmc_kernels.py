@@ -212,6 +212,29 @@ def test_block_gibbs_checks_its_groups():
         BlockGibbs(model, groups=(torch.arange(8), torch.arange(8, 16)))
     with pytest.raises(KakusanError, match="n_hidden"):
         BlockGibbs.from_weights(torch.zeros(3, 2), torch.zeros(2), torch.zeros(2))
+    with pytest.raises(KakusanError, match="±1"):
+        BlockGibbs(model).init(torch.ones(2, 16) * torch.tensor([0.0, 1.0]).repeat(8))
+
+
+def test_one_block_gibbs_kernel_for_ising_models_and_rbms():
+    """An Ising model goes through BipartiteIsing (sites in place, draws from A first); an RBM through its own
+    conditionals (x = [v, h]); groups and dtype belong to the Ising form only."""
+    from kakusan.mcmc import BipartiteIsing
+    from kakusan.rbm import BernoulliRBM
+
+    model = lattice()
+    kernel = BlockGibbs(model, dtype=torch.float32)
+    assert isinstance(kernel.model, BipartiteIsing) and kernel.n_spins == 16
+    state = kernel.init(random_spins(5, 16, generator=0))
+    state, _ = kernel.step(state, torch.Generator().manual_seed(1))
+    assert state.x.dtype == torch.float32
+    torch.testing.assert_close(state.energy, model.energy(state.x.double()).detach(), rtol=0, atol=1e-5)
+    a, b = kernel.model.sites
+    assert torch.equal(kernel.visible(state), state.x[:, a]) and torch.equal(kernel.hidden(state), state.x[:, b])
+    rbm = BernoulliRBM(6, 3, seed=0)
+    assert BlockGibbs(rbm).model is rbm
+    with pytest.raises(KakusanError, match="Ising models"):
+        BlockGibbs(rbm, dtype=torch.float64)
 
 
 # ---------------------------------------------------------------- the driver

@@ -197,6 +197,8 @@ class BipartiteIsing:
         self.sites = (a, b)  # site indices of the two groups in x
         self.W = W.to(dtype)  # (n_A, n_B)
         self.h_a, self.h_b = h_a.to(F64), h_b.to(F64)
+        self.n_visible, self.n_hidden = W.shape  # the layer sizes n_A, n_B
+        self.device = W.device
 
     @classmethod
     def from_weights(cls, W: Tensor, b: Tensor, c: Tensor, *, dtype: torch.dtype = F64) -> BipartiteIsing:
@@ -213,18 +215,6 @@ class BipartiteIsing:
         arange = lambda lo, hi: torch.arange(lo, hi, device=W.device)  # noqa: E731
         model._setup(arange(0, n_v), arange(n_v, n_v + n_h), W, b.to(W.device), c.to(W.device), dtype)
         return model
-
-    @property
-    def n_visible(self) -> int:
-        return self.W.shape[0]
-
-    @property
-    def n_hidden(self) -> int:
-        return self.W.shape[1]
-
-    @property
-    def device(self) -> torch.device:
-        return self.W.device
 
     def check_units(self, x: Tensor) -> None:
         """Refuse anything but ±1 spins."""
