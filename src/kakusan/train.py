@@ -218,7 +218,7 @@ class _Loop:
 
     def step(self, batch) -> StepOutput:
         shard, scale = batch, 1.0
-        if batch is not None and self.size > 1:
+        if batch is not None and self.size > 1 and self.config.batch_size is not None:  # full batches: not split
             n = batch_len(batch)
             if n < self.size:
                 raise KakusanError(f"a batch of {n} cannot be shared by {self.size} processes: use a batch size of "

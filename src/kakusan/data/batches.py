@@ -68,7 +68,13 @@ def to_device(batch: Batch, device: torch.device) -> Batch:
 
 
 def device_of(data: Batch | None, default: torch.device) -> torch.device:
-    return default if data is None else leaves(data)[0].device
+    """The device of the data's first tensor; ``default`` for None or an object passed whole (e.g. statistics)."""
+    if isinstance(data, Tensor):
+        return data.device
+    if isinstance(data, (dict, tuple, list)) and data:
+        first = leaves(data)[0]
+        return first.device if isinstance(first, Tensor) else default
+    return default
 
 
 def steps_per_epoch(n: int, batch_size: int | None, drop_last: bool = True) -> int:
@@ -84,8 +90,10 @@ def batch_at(data: Batch, batch_size: int | None, step: int, seed: int, drop_las
     With ``drop_last`` an epoch has ⌊n/B⌋ full batches (the rows left over change from epoch to epoch);
     without it, the epoch's last batch holds the remaining n mod B rows.
     """
+    if batch_size is None:  # full batch: passed whole, whatever it is (a tensor, or e.g. sufficient statistics)
+        return data
     n = batch_len(data)
-    if batch_size is None or batch_size >= n:
+    if batch_size >= n:
         return data
     per_epoch = steps_per_epoch(n, batch_size, drop_last)
     epoch, i = divmod(step, per_epoch)
