@@ -32,7 +32,6 @@ rank gets its shard of each batch and its own generator, and only rank 0 writes.
 from __future__ import annotations
 
 import contextlib
-import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -46,7 +45,7 @@ from kakusan.data.batches import batch_at, batch_len, device_of, split
 from kakusan.errors import CheckpointError, KakusanError
 from kakusan.optim.ema import EMA
 from kakusan.runtime import make_generator, rank_seed, world
-from kakusan.train_state import Interrupted, restore, save_state
+from kakusan.train_state import Interrupted, restore, save_state, sigint_flag, stop_requested
 
 
 @dataclass
@@ -164,7 +163,7 @@ def fit(model: torch.nn.Module, objective: Objective, data: Any, optimizer: torc
         if hook.at_start and start == 0:
             _run_hook(hook, 0, model, ema, config, run, result, bar, rank)
     t0 = time.perf_counter()
-    with _sigint_flag() as interrupted:
+    with sigint_flag() as interrupted:
         for step in range(start, config.steps):
             batch = None if data is None else batch_at(data, config.batch_size, step, config.seed, config.drop_last)
             out = loop.step(batch)
@@ -191,7 +190,7 @@ def fit(model: torch.nn.Module, objective: Objective, data: Any, optimizer: torc
             if config.checkpoint_every and done % config.checkpoint_every == 0 and not last:
                 loop.check_finite(done)
                 save(done)
-            if _stop_requested(interrupted, size, device) and not last:
+            if stop_requested(interrupted, size, device) and not last:
                 loop.check_finite(done)
                 save(done)
                 _close(bar)
@@ -368,40 +367,6 @@ def _show(bar, values: dict[str, Any]) -> None:
 def _close(bar) -> None:
     if bar is not None:
         bar.close()
-
-
-@contextlib.contextmanager
-def _sigint_flag():
-    """While training, the first Ctrl-C only raises a flag (the step finishes and a checkpoint is written)."""
-    flag = {"set": False}
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        yield flag
-        return
-    previous = signal.getsignal(signal.SIGINT)
-
-    def handler(signum, frame):
-        if flag["set"]:  # a second Ctrl-C: stop at once
-            signal.signal(signal.SIGINT, previous)
-            raise KeyboardInterrupt
-        flag["set"] = True
-
-    signal.signal(signal.SIGINT, handler)
-    try:
-        yield flag
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-def _stop_requested(flag: dict, size: int, device: torch.device) -> bool:
-    if size == 1:
-        return flag["set"]
-    import torch.distributed as dist
-
-    t = torch.tensor([1.0 if flag["set"] else 0.0], device=device)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item() > 0)
 
 
 __all__ = ["CheckpointError", "Hook", "HookContext", "Interrupted", "LossModule", "Objective", "StepOutput",

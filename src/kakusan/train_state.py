@@ -9,6 +9,9 @@ scheduler's non-tensor state, the EMA decays and the number of processes.
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
 from pathlib import Path
 
 import torch
@@ -83,6 +86,38 @@ def restore(directory: Path, model, optimizer, generator, objective=None, schedu
     return int(head["step"])
 
 
+@contextlib.contextmanager
+def sigint_flag():
+    """While training, the first Ctrl-C only raises a flag (the step finishes and a checkpoint is written)."""
+    flag = {"set": False}
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def handler(signum, frame):
+        if flag["set"]:  # a second Ctrl-C: stop at once
+            signal.signal(signal.SIGINT, previous)
+            raise KeyboardInterrupt
+        flag["set"] = True
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def stop_requested(flag: dict, size: int, device: torch.device) -> bool:
+    if size == 1:
+        return flag["set"]
+    import torch.distributed as dist
+
+    t = torch.tensor([1.0 if flag["set"] else 0.0], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item() > 0)
+
+
 def _gather_generators(generator: torch.Generator, rank: int, size: int) -> list[torch.Tensor]:
     state = generator.get_state()
     if size == 1:
@@ -127,4 +162,5 @@ def unflatten_optimizer_state(tensors: dict[str, torch.Tensor], plain: dict) -> 
     return {"state": state, "param_groups": plain["param_groups"]}
 
 
-__all__ = ["Interrupted", "flatten_optimizer_state", "restore", "save_state", "unflatten_optimizer_state"]
+__all__ = ["Interrupted", "flatten_optimizer_state", "restore", "save_state", "sigint_flag", "stop_requested",
+           "unflatten_optimizer_state"]

@@ -35,6 +35,7 @@ def test_every_registered_model_has_an_example():
 
 @pytest.mark.parametrize("name", sorted(EXAMPLES))
 def test_load_round_trips(name, tmp_path):
+    import_all_models()  # this worker may not have imported the model's chapter yet
     model = EXAMPLES[name]()
     g = torch.Generator().manual_seed(0)
     with torch.no_grad():

@@ -9,21 +9,21 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import math
 import os
 import subprocess
 import sys
 import tempfile
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from kakusan.data.dataset import Dataset
 from kakusan.data.idx import check_pair, read_idx_pair
 from kakusan.data.mnist_pickle import MNIST_MEMBER, read_mnist_file, read_mnist_wheel
+from kakusan.data.user_files import SPLIT_KEYS, USER_SUFFIXES, labels_tensor, load_file
 from kakusan.errors import DataError
 
 DIGIT_NAMES = tuple("0123456789")
@@ -47,83 +47,6 @@ MISSING_FASHION = (
     "or pass root=FOLDER with the IDX files"
 )
 IDX_STEMS = ("train-images", "train-labels", "t10k-images", "t10k-labels")
-USER_SUFFIXES = (".npy", ".npz", ".idx", ".gz", "-ubyte")
-SPLIT_KEYS = ("x_train", "y_train", "x_test", "y_test")
-
-
-@dataclass(frozen=True, eq=False)
-class Dataset:
-    """A data set as tensors.
-
-    Attributes
-    ----------
-    name : str
-        ``digits``, ``mnist``, ``fashion-mnist`` or the user's file name.
-    x_train : Tensor, shape (n_train, ...)
-        float32; images are (n, H, W) in [0, 1]; user arrays keep their shape and values.
-    y_train : Tensor, shape (n_train,), or None
-        int64 class labels; ``None`` for unlabelled data.
-    x_test, y_test : Tensor or None
-        The test split, or ``None`` where the data has none (user arrays without one).
-    class_names : tuple of str
-        Label i is ``class_names[i]`` (e.g. ``"7"``, ``"Sneaker"``); empty without labels.
-    class_words : tuple of str
-        Lower-case nouns for captions (``"seven"``, ``"sneaker"``); empty where there are none.
-    source : str
-        Where the data was read from.
-    """
-
-    name: str
-    x_train: torch.Tensor = field(repr=False)
-    y_train: torch.Tensor | None = field(repr=False)
-    x_test: torch.Tensor | None = field(repr=False)
-    y_test: torch.Tensor | None = field(repr=False)
-    class_names: tuple[str, ...] = ()
-    class_words: tuple[str, ...] = field(default=(), repr=False)
-    source: str = ""
-
-    def __post_init__(self) -> None:
-        for x, y, split in ((self.x_train, self.y_train, "train"), (self.x_test, self.y_test, "test")):
-            if x is not None and y is not None and len(x) != len(y):
-                raise DataError(f"{self.name}: {len(x)} {split} examples but {len(y)} labels; they must match")
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        """The shape of one example, e.g. (28, 28)."""
-        return tuple(self.x_train.shape[1:])
-
-    @property
-    def n_features(self) -> int:
-        """Values per example (the D of :func:`kakusan.data.flatten`), e.g. 784."""
-        return math.prod(self.shape)
-
-    @property
-    def n_classes(self) -> int:
-        """Number of classes (0 for unlabelled data)."""
-        return len(self.class_names)
-
-    @property
-    def n_train(self) -> int:
-        return len(self.x_train)
-
-    @property
-    def n_test(self) -> int:
-        return 0 if self.x_test is None else len(self.x_test)
-
-    def describe(self) -> dict:
-        """Sizes, shape, classes and value range, as plain JSON-ready values."""
-        xs = [x for x in (self.x_train, self.x_test) if x is not None and x.numel()]
-        return {
-            "name": self.name, "source": self.source, "n_train": self.n_train, "n_test": self.n_test,
-            "shape": list(self.shape), "n_features": self.n_features,
-            "dtype": str(self.x_train.dtype).removeprefix("torch."),
-            "min": min(x.min().item() for x in xs) if xs else None,
-            "max": max(x.max().item() for x in xs) if xs else None,
-            "labelled": self.y_train is not None, "classes": list(self.class_names),
-        }
-
-
-# -- where things live -----------------------------------------------------------------------------
 
 
 def data_home() -> Path:
@@ -170,8 +93,6 @@ def _images(x: np.ndarray, scale: float) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(x)).to(torch.float32).div_(scale)
 
 
-def _labels(y: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.asarray(y, dtype=np.int64).copy())
 
 
 def _check_images(arrays: dict[str, np.ndarray], n_classes: int, source: str) -> None:
@@ -189,8 +110,8 @@ def _image_dataset(name: str, arrays: dict[str, np.ndarray], names: tuple, words
     """A Dataset from uint8 pixel arrays ``x_train``, ``x_test`` and labels ``y_train``, ``y_test``."""
     _check_images(arrays, len(names), source)
     return Dataset(
-        name, _images(arrays["x_train"], 255), _labels(arrays["y_train"]),
-        _images(arrays["x_test"], 255), _labels(arrays["y_test"]), names, words, source,
+        name, _images(arrays["x_train"], 255), labels_tensor(arrays["y_train"]),
+        _images(arrays["x_test"], 255), labels_tensor(arrays["y_test"]), names, words, source,
     )
 
 
@@ -294,89 +215,6 @@ LOADERS: dict[str, Callable[[Path | None], Dataset]] = {
     "fashion-mnist": _load_fashion,
 }
 ALIASES = {"fashion": "fashion-mnist", "fashion_mnist": "fashion-mnist", "fashionmnist": "fashion-mnist"}
-
-
-# -- the user's files ------------------------------------------------------------------------------
-
-
-def _user_x(x: np.ndarray, source: str) -> torch.Tensor:
-    if x.dtype.kind not in "biuf" or x.ndim < 1:
-        raise DataError(f"{source}: data must be a numeric array of shape (n, ...), got {x.dtype} {x.shape}")
-    return torch.from_numpy(np.array(x, dtype=np.float32))
-
-
-def _user_y(y: np.ndarray | None, n: int, source: str) -> torch.Tensor | None:
-    if y is None:
-        return None
-    if y.dtype.kind not in "biu" or y.shape != (n,) or (y.size and y.min() < 0):
-        raise DataError(f"{source}: labels must be non-negative integers of shape ({n},), got {y.dtype} {y.shape}")
-    return _labels(y)
-
-
-def _npz_arrays(z: np.lib.npyio.NpzFile, source: str) -> dict[str, np.ndarray | None]:
-    """x_train, y_train, x_test, y_test (None where absent) from an .npz's keys x/y or x_train/..."""
-    keys = set(z.files) - {"class_names"}
-    if keys <= {"x", "y"} and "x" in keys:
-        return {"x_train": z["x"], "y_train": z["y"] if "y" in keys else None, "x_test": None, "y_test": None}
-    if keys <= set(SPLIT_KEYS) and "x_train" in keys and ("x_test" in keys or "y_test" not in keys):
-        return {k: z[k] if k in keys else None for k in SPLIT_KEYS}
-    raise DataError(
-        f"{source}: .npz keys {sorted(z.files)} not understood: use x (and y), or x_train, y_train, x_test, y_test "
-        "(and optionally class_names)"
-    )
-
-
-def _class_names(ys: list[torch.Tensor | None], stored: np.ndarray | None, source: str) -> tuple[str, ...]:
-    labels = [y for y in ys if y is not None and y.numel()]
-    n = max(int(y.max()) + 1 for y in labels) if labels else 0
-    if stored is None:
-        return tuple(str(i) for i in range(n))
-    if stored.dtype.kind != "U" or stored.ndim != 1 or len(stored) < n:
-        raise DataError(f"{source}: class_names must be a 1-D string array with at least {n} names")
-    return tuple(str(s) for s in stored)
-
-
-def load_file(path: str | Path) -> Dataset:
-    """The user's data: ``.npy`` (x only), ``.npz`` (see :func:`load`) or an IDX file (x only).
-
-    Values are kept as they are (cast to float32); labels must be non-negative integers.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"no such data file: {path}; check the path")
-    source, name = str(path), path.name
-    if path.suffix == ".npy":
-        x = _user_x(_np_load(path), source)
-        return Dataset(name, x, None, None, None, (), (), source)
-    if path.suffix == ".npz":
-        with _np_load(path) as z:
-            arrays, stored = _npz_arrays(z, source), (z["class_names"] if "class_names" in z.files else None)
-        return _user_npz_dataset(name, arrays, stored, source)
-    if path.name.endswith(USER_SUFFIXES):
-        from kakusan.data.idx import read_idx
-
-        return Dataset(name, _user_x(read_idx(path), source), None, None, None, (), (), source)
-    raise DataError(f"{path}: unknown data file type; use .npy, .npz or an IDX file (.idx, -ubyte, .gz)")
-
-
-def _np_load(path: Path):
-    try:
-        return np.load(path, allow_pickle=False)
-    except ValueError as e:
-        raise DataError(f"{path}: cannot read ({e}); save plain numeric arrays without pickling") from None
-    except (OSError, EOFError, zipfile.BadZipFile) as e:
-        raise DataError(f"{path}: damaged numpy file ({e}); write it again") from None
-
-
-def _user_npz_dataset(name: str, arrays: dict, stored: np.ndarray | None, source: str) -> Dataset:
-    x_train = _user_x(arrays["x_train"], source)
-    y_train = _user_y(arrays["y_train"], len(x_train), source)
-    x_test = None if arrays["x_test"] is None else _user_x(arrays["x_test"], source)
-    y_test = None if x_test is None else _user_y(arrays["y_test"], len(x_test), source)
-    if x_test is not None and x_test.shape[1:] != x_train.shape[1:]:
-        raise DataError(f"{source}: x_test examples have shape {tuple(x_test.shape[1:])}, x_train {x_train.shape[1:]}")
-    names = _class_names([y_train, y_test], stored, source)
-    return Dataset(name, x_train, y_train, x_test, y_test, names, (), source)
 
 
 def _is_path(name: str | Path) -> bool:
