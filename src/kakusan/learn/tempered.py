@@ -14,11 +14,12 @@ from collections.abc import Sequence
 
 import torch
 
+from kakusan.errors import check_positive_int
 from kakusan.learn.base import Stats
 from kakusan.learn.pcd import KernelFactory, _Accumulator, _heat_bath, spin_model
 from kakusan.mcmc.base import random_spins
 from kakusan.mcmc.ladders import geometric_ladder
-from kakusan.mcmc.persistent import TemperedSampler, check_count
+from kakusan.mcmc.persistent import TemperedSampler
 from kakusan.runtime import make_generator
 
 
@@ -50,7 +51,7 @@ class TemperedEstimator(TemperedSampler):
                  betas: Sequence[float] | torch.Tensor | None = None, n_replicas: int = 8, beta_min: float = 0.3,
                  burn_in: int = 0):
         ladder = geometric_ladder(beta_min, 1.0, n_replicas) if betas is None else betas
-        super().__init__(ladder, check_count(n_systems, "n_systems", 1), check_count(n_sweeps, "n_sweeps", 1),
+        super().__init__(ladder, check_positive_int(n_systems, "n_systems"), check_positive_int(n_sweeps, "n_sweeps"),
                          burn_in=burn_in)
         self.kernel_factory = kernel_factory if kernel_factory is not None else _heat_bath
 

@@ -24,7 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 from kakusan.boltzmann.ising import check_params
-from kakusan.errors import KakusanError
+from kakusan.errors import KakusanError, check_positive_int
 from kakusan.runtime import Seed, make_generator
 
 Tensor = torch.Tensor
@@ -224,8 +224,7 @@ def run_chain(
     Trace whose observables are (n_steps // thin, n_chains, ...) tensors on the CPU.
     """
     for value, name, low in ((n_steps, "n_steps", 0), (burn_in, "burn_in", 0), (thin, "thin", 1)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < low:
-            raise KakusanError(f"{name} must be an integer ≥ {low}, got {value!r}")
+        check_positive_int(value, name, low)
     g = make_generator(generator, device=state.x.device)
     funcs = _resolve_observables(observables)
     buffers = _allocate(funcs, state, n_steps // thin, max_bytes)

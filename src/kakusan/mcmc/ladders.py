@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Literal, NamedTuple
 import torch
 from scipy import optimize, special
 
-from kakusan.errors import KakusanError
+from kakusan.errors import KakusanError, check_positive_int
 from kakusan.mcmc import diagnostics
 from kakusan.mcmc.base import F64
 from kakusan.runtime import Seed, make_generator
@@ -55,7 +55,7 @@ def geometric_ladder(beta_min: float, beta_max: float, n_replicas: int) -> Tenso
     """β_t = β_min (β_max/β_min)^{t/(R−1)}, t = 0 … R−1: (R,) float64 (constant ratio, 0 < β_min < β_max)."""
     if not 0 < beta_min < beta_max or not math.isfinite(beta_max):
         raise KakusanError(f"a geometric ladder needs 0 < beta_min < beta_max < inf, got {beta_min}, {beta_max}")
-    _check_size(n_replicas)
+    check_positive_int(n_replicas, "n_replicas", 2)
     t = torch.arange(n_replicas, dtype=F64) / (n_replicas - 1)
     b = beta_min * (beta_max / beta_min) ** t
     b[0], b[-1] = beta_min, beta_max
@@ -66,13 +66,8 @@ def linear_ladder(beta_min: float, beta_max: float, n_replicas: int) -> Tensor:
     """β_t evenly spaced from β_min to β_max, t = 0 … R−1: (R,) float64 (0 ≤ β_min < β_max; β_min = 0 allowed)."""
     if not 0 <= beta_min < beta_max or not math.isfinite(beta_max):
         raise KakusanError(f"a linear ladder needs 0 ≤ beta_min < beta_max < inf, got {beta_min}, {beta_max}")
-    _check_size(n_replicas)
+    check_positive_int(n_replicas, "n_replicas", 2)
     return torch.linspace(beta_min, beta_max, n_replicas, dtype=F64)
-
-
-def _check_size(n_replicas: int) -> None:
-    if not isinstance(n_replicas, int) or isinstance(n_replicas, bool) or n_replicas < 2:
-        raise KakusanError(f"n_replicas must be an integer ≥ 2, got {n_replicas!r}")
 
 
 def gap_lengths(acceptance: Tensor, *, a_min: float = 1e-3, a_max: float = 0.999) -> Tensor:

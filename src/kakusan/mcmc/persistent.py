@@ -25,20 +25,13 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from kakusan.errors import KakusanError
+from kakusan.errors import KakusanError, check_positive_int
 from kakusan.mcmc.base import F64, ChainState, Kernel
 from kakusan.mcmc.ladders import check_ladder
 from kakusan.mcmc.swaps import chain_betas
 from kakusan.mcmc.tempering import ReplicaExchange, SwapStats, TemperingState
 
 Tensor = torch.Tensor
-
-
-def check_count(value: int, name: str, low: int) -> int:
-    """``value`` when it is an integer ≥ ``low``; refuses anything else with the name in the message."""
-    if not isinstance(value, int) or isinstance(value, bool) or value < low:
-        raise KakusanError(f"{name} must be an integer ≥ {low}, got {value!r}")
-    return value
 
 
 def _fresh(kernel: Kernel, state: ChainState) -> ChainState:
@@ -63,9 +56,9 @@ class PersistentSampler:
 
     def __init__(self, n_chains: int | None = None, n_sweeps: int = 1, *, burn_in: int = 0):
         if n_chains is not None:
-            check_count(n_chains, "n_chains", 1)
-        self.n_chains, self.n_sweeps = n_chains, check_count(n_sweeps, "n_sweeps", 1)
-        self.burn_in = check_count(burn_in, "burn_in", 0)
+            check_positive_int(n_chains, "n_chains")
+        self.n_chains, self.n_sweeps = n_chains, check_positive_int(n_sweeps, "n_sweeps")
+        self.burn_in = check_positive_int(burn_in, "burn_in", 0)
         self.state: ChainState | None = None
 
     def advance(self, kernel: Kernel, generator: torch.Generator, start: Callable[[], ChainState], *,
@@ -122,9 +115,9 @@ class TemperedSampler:
         if float(self.betas[-1]) != 1.0:
             raise KakusanError(f"the ladder must end at β = 1 (the model), got largest β = {float(self.betas[-1])}")
         if n_systems is not None:
-            check_count(n_systems, "n_systems", 1)
-        self.n_systems, self.n_rounds = n_systems, check_count(n_rounds, "n_rounds", 1)
-        self.sweeps, self.burn_in = check_count(sweeps, "sweeps", 1), check_count(burn_in, "burn_in", 0)
+            check_positive_int(n_systems, "n_systems")
+        self.n_systems, self.n_rounds = n_systems, check_positive_int(n_rounds, "n_rounds")
+        self.sweeps, self.burn_in = check_positive_int(sweeps, "sweeps"), check_positive_int(burn_in, "burn_in", 0)
         self.state: TemperingState | None = None
         self._pt: ReplicaExchange | None = None
         self._saved: dict[str, Tensor] | None = None
@@ -191,4 +184,4 @@ def _restore(pt: ReplicaExchange, saved: dict[str, Tensor]) -> TemperingState:
     return dataclasses.replace(state, chains=chains, replica=replica, step=int(saved["step"]))
 
 
-__all__ = ["PersistentSampler", "TemperedSampler", "check_count"]
+__all__ = ["PersistentSampler", "TemperedSampler"]

@@ -32,7 +32,7 @@ from typing import NamedTuple
 
 import torch
 
-from kakusan.errors import KakusanError
+from kakusan.errors import KakusanError, check_positive_int
 from kakusan.mcmc.base import F64, ChainState, Kernel, Observable, Trace, run_chain
 from kakusan.mcmc.ladders import check_ladder
 from kakusan.mcmc.swaps import chain_betas, label_ends, swap_round, zero_counts
@@ -200,10 +200,7 @@ class ReplicaExchange:
     def __init__(self, kernel: Kernel, betas: Tensor | Sequence[float], *, n_systems: int = 1, sweeps: int = 1):
         self.kernel = kernel
         self.betas = check_ladder(betas)
-        for value, name in ((n_systems, "n_systems"), (sweeps, "sweeps")):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise KakusanError(f"{name} must be a positive integer, got {value!r}")
-        self.n_systems, self.sweeps = n_systems, sweeps
+        self.n_systems, self.sweeps = check_positive_int(n_systems, "n_systems"), check_positive_int(sweeps, "sweeps")
 
     def __repr__(self) -> str:
         return f"ReplicaExchange({self.kernel!r}, n_replicas={self.n_replicas}, n_systems={self.n_systems})"

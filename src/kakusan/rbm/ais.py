@@ -29,7 +29,7 @@ from typing import Literal, NamedTuple
 import torch
 from tqdm.auto import tqdm
 
-from kakusan.errors import KakusanError
+from kakusan.errors import KakusanError, check_positive_int
 from kakusan.evaluate import Estimate, log_mean_exp
 from kakusan.rbm.base import RBM
 from kakusan.rbm.base_rate import BinaryBase, GaussianBase, VisibleBase
@@ -82,8 +82,7 @@ def default_betas(n_low: int = 500, n_mid: int = 4000, n_high: int = 10000) -> T
     Returns (n_low + n_mid + n_high,) float64 from 0 to 1 (14,500 by default).
     """
     for value, name in ((n_low, "n_low"), (n_mid, "n_mid"), (n_high, "n_high")):
-        if not isinstance(value, int) or value < 1:
-            raise KakusanError(f"{name} must be a positive integer, got {value!r}")
+        check_positive_int(value, name)
     parts = [torch.linspace(0.0, 0.5, n_low + 1, dtype=F64)[:-1], torch.linspace(0.5, 0.9, n_mid + 1, dtype=F64)[:-1],
              torch.linspace(0.9, 1.0, n_high, dtype=F64)]
     return torch.cat(parts)

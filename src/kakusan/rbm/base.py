@@ -23,7 +23,7 @@ from typing import ClassVar, Literal
 import torch
 from torch import nn
 
-from kakusan.errors import KakusanError
+from kakusan.errors import KakusanError, check_positive_int
 from kakusan.rbm.base_rate import VisibleBase, binary_base_rate
 from kakusan.rbm.sparse import affine
 from kakusan.rbm.units import BERNOULLI, Units
@@ -71,9 +71,7 @@ class RBM(nn.Module):
     def __init__(self, n_visible: int, n_hidden: int, *, dtype: str = "float32", weight_std: float = 0.01,
                  seed: int = 0):
         super().__init__()
-        for value, name in ((n_visible, "n_visible"), (n_hidden, "n_hidden")):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise KakusanError(f"{name} must be a positive integer, got {value!r}")
+        check_positive_int(n_visible, "n_visible"), check_positive_int(n_hidden, "n_hidden")
         if dtype not in DTYPES:
             raise KakusanError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
         dt = DTYPES[dtype]

@@ -22,7 +22,7 @@ from typing import NamedTuple
 
 import torch
 
-from kakusan.errors import KakusanError
+from kakusan.errors import KakusanError, check_positive_int
 from kakusan.rbm.base import RBM, Layer
 from kakusan.rbm.units import softplus
 from kakusan.runtime import make_generator
@@ -155,8 +155,7 @@ def sample(model: RBM, n: int, generator=None, *, chunk: int = DEFAULT_CHUNK) ->
     if n_h > MAX_SAMPLE_UNITS:
         raise KakusanError(f"exact sampling enumerates 2^{n_h} hidden states (limit 2^{MAX_SAMPLE_UNITS}): "
                            "draw long Gibbs chains with model.sample instead")
-    if not isinstance(n, int) or n < 1:
-        raise KakusanError(f"the number of samples must be a positive integer, got {n!r}")
+    check_positive_int(n, "the number of samples")
     g = make_generator(generator, model.device)
     m = model.to_float64()
     values = m.hidden_units.values

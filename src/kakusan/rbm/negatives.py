@@ -25,7 +25,7 @@ from typing import NamedTuple, Protocol
 
 import torch
 
-from kakusan.errors import KakusanError
+from kakusan.errors import check_positive_int
 from kakusan.mcmc.bipartite import BlockGibbs
 from kakusan.mcmc.ladders import linear_ladder
 from kakusan.mcmc.persistent import PersistentSampler, TemperedSampler
@@ -58,9 +58,7 @@ class NegativePhase(Protocol):
 
 
 def _check_k(k: int) -> int:
-    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-        raise KakusanError(f"k (Gibbs sweeps per update) must be a positive integer, got {k!r}")
-    return k
+    return check_positive_int(k, "k (Gibbs sweeps per update)")
 
 
 def _start_rows(v_data: Tensor, n: int, generator: torch.Generator) -> Tensor:
