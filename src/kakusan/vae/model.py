@@ -107,7 +107,7 @@ class VAE(nn.Module):
             if len(self.data_shape) > 1:
                 want += f" or (n, {self.n_features})"
             raise DataError(f"x must have shape {want}, got {tuple(x.shape)}")
-        xf = x.reshape(len(x), self.n_features).to(self._dtype())
+        xf = x.reshape(len(x), self.n_features).to(self._device(), self._dtype())
         self.likelihood.check(xf)
         return xf
 

@@ -91,7 +91,7 @@ class ELBO:
 
     def _advance(self, model: torch.nn.Module) -> int:
         if torch.is_grad_enabled():
-            version = next(model.parameters())._version
+            version = sum(p._version for p in model.parameters())  # bumped by every in-place update
             if version != self._version:
                 self.steps, self._version = self.steps + 1, version
         return max(self.steps - 1, 0)
@@ -101,9 +101,9 @@ class ELBO:
         beta = self.beta_at(self._advance(model))
         estimator = self.estimator
         if estimator == "auto":
-            estimator = "reparameterised" if model.config.latent == "gaussian" else "score_function"
+            estimator = "reparameterised" if _latent(model) == "gaussian" else "score_function"
         if estimator == "reparameterised":
-            if model.config.latent != "gaussian":
+            if _latent(model) != "gaussian":
                 raise KakusanError("a binary latent is not reparameterisable: use estimator='score_function'")
             terms = model.elbo(x, cond, generator, n_samples=self.n_samples)
             surrogate = terms.reconstruction
@@ -126,6 +126,11 @@ class ELBO:
 
     def load_state_dict(self, state: dict[str, Tensor]) -> None:
         self.steps, self._version = int(state["steps"][0]), None
+
+
+def _latent(model) -> str:
+    """The latent family of a model (a model without the choice has Gaussian latents)."""
+    return getattr(model.config, "latent", "gaussian")
 
 
 def _score_function_terms(model, x: Tensor, cond: Tensor | None, generator: torch.Generator,
@@ -152,7 +157,7 @@ class IWAE:
         self.k = check_positive_int(k, "k")
 
     def __call__(self, model, batch: Any, generator: torch.Generator) -> StepOutput:
-        if model.config.latent != "gaussian":
+        if _latent(model) != "gaussian":
             raise KakusanError("the IWAE objective needs a reparameterisable (gaussian) latent")
         x, cond = split_batch(batch)
         log_w = model.log_weights(x, self.k, cond, generator)  # (k, n)
