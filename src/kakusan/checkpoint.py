@@ -31,6 +31,7 @@ from safetensors.torch import save as st_save
 from kakusan.errors import CheckpointError
 from kakusan.files import atomic_write_bytes, to_jsonable
 from kakusan.registry import MODELS, build_model, config_to_json, model_config
+from kakusan.runtime import world
 
 FORMAT = 2
 _KEY = "kakusan"
@@ -67,8 +68,10 @@ def save(directory: Path, name: str, parts: dict[str, dict[str, torch.Tensor]], 
     if _data_sha256(blob) != digest:  # pragma: no cover - safetensors layout must not depend on metadata
         raise CheckpointError("safetensors laid out the same tensors differently; cannot hash the checkpoint")
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
     path = path_of(directory, name)
+    if world()[0] != 0:  # under torchrun only rank 0 writes
+        return path
+    directory.mkdir(parents=True, exist_ok=True)
     for stale in directory.glob(f".{path.name}.tmp-*"):  # left by a process killed mid-write
         if stale.name != f".{path.name}.tmp-{os.getpid()}":
             stale.unlink(missing_ok=True)

@@ -20,7 +20,14 @@ EXAMPLES = {
     "BernoulliRBM": lambda: MODELS["BernoulliRBM"](6, 4, centered=True),
     "GaussianRBM": lambda: MODELS["GaussianRBM"](6, 4, learn_variance=True),
     "SpinRBM": lambda: MODELS["SpinRBM"](6, 4),
+    "VAE": lambda: MODELS["VAE"](_vae().VAEConfig(data_shape=(8, 8), n_latent=3, n_classes=2)),
 }
+
+
+def _vae():
+    import kakusan.vae
+
+    return kakusan.vae
 
 
 def kakusan_models():
