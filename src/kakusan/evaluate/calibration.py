@@ -204,7 +204,7 @@ def markdown_table(results: Sequence[Calibration]) -> str:
         bound = "" if c.bound is None else f" ({c.bound} bound: {'holds' if c.bound_holds else 'VIOLATED'})"
         lines.append(f"| {c.estimator} | {c.case} | {c.n_seeds} | {c.z_mean:+.2f} | {c.z_sd:.2f} | "
                      f"{100 * c.coverage():.0f} % | {c.max_abs_z:.1f} | {np.mean(c.stderrs):.3g} | "
-                     f"{mean:+.3g} ± {se:.2g}{bound} | {c.verdict} | {c.cpu_seconds:.0f} |")
+                     f"{mean:+.3g} ± {se:.2g}{bound} | {c.verdict} | {c.cpu_seconds:.1f} |")
     return "\n".join(lines)
 
 

@@ -1,4 +1,4 @@
-"""Annealed importance sampling of log Z for RBMs, forward and reverse (a sandwich with error bars).
+"""Annealed importance sampling of log Z for RBMs, forward and reverse, with error bars and a weight-tail diagnostic.
 
 Salakhutdinov & Murray (ICML 2008, §3–4) estimate the partition function Z_B of an RBM q_B from a
 base-rate model q_A (W = 0, visible marginals of the data, Z_A known) through the path
@@ -12,12 +12,16 @@ importance weight
     w = Π_{k=1}^{K} p*_k(v_k) / p*_{k−1}(v_k)       satisfies       E[w] = Z_K / Z_0,
 
 so Ẑ_B = Z_0 · mean(w) with Z_0 = Z_A · 2^{n_hidden}. Its logarithm is biased low (Jensen): E[log Ẑ] ≤ log Z,
-so a test log-likelihood computed with it is optimistic. *Reverse* AIS (Burda, Grosse & Salakhutdinov,
-AISTATS 2015) runs the same path backwards from samples of the model, estimating Z_0 / Z_K; with exact
-model samples its log Ẑ is biased *high*, so the two bracket log Z — with approximate (Gibbs) start
-samples the upper side is only as good as those samples. Runs are vectorised; the weights
-accumulate in float64; log mean w, its standard error (the delta method, se(mean w) / mean w) and the
-effective sample size come from the shared :func:`kakusan.evaluate.log_mean_exp`.
+so a test log-likelihood computed with it is optimistic *on average*. *Reverse* AIS (Burda, Grosse &
+Salakhutdinov, AISTATS 2015) runs the same path backwards from samples of the model, estimating Z_0 / Z_K;
+with exact model samples its log Ẑ is biased *high* on average. These are bounds in expectation only: a single
+forward estimate can land above log Z and a single reverse one below it (by a few standard errors; issue 16
+saw both in one run), so the pair is not a bracket of log Z for any one run — with approximate (Gibbs) start
+samples not even in expectation. Runs are vectorised; the weights accumulate in float64; log mean w, its
+standard error (the delta method, se(mean w) / mean w, 1 s.e.) and the effective sample size come from the
+shared :func:`kakusan.evaluate.log_mean_exp`, and the weights' tail diagnostic (the largest weight's share,
+Pareto k̂) from :func:`kakusan.evaluate.tails.weight_tail`: when it warns, the standard error may understate
+the real error.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from tqdm.auto import tqdm
 
 from kakusan.errors import KakusanError, check_positive_int
 from kakusan.evaluate import Estimate, log_mean_exp
+from kakusan.evaluate.tails import WeightTail, weight_tail
 from kakusan.rbm.base import RBM
 from kakusan.rbm.base_rate import BinaryBase, GaussianBase, VisibleBase
 from kakusan.runtime import Seed, make_generator
@@ -45,12 +50,13 @@ class AISResult(NamedTuple):
     Attributes
     ----------
     log_z : log Ẑ in nats.
-    log_z_stderr : standard error of log Ẑ (delta method over the runs).
+    log_z_stderr : 1 standard error of log Ẑ (delta method over the runs; see :attr:`tail` for when it understates).
     log_w : (n_runs,) float64 log importance weights (forward: log Z_K/Z_0 per run; reverse: log Z_0/Z_K).
     log_z_base : log Z_0 = log Z_A + n_hidden log 2.
     ess : effective sample size (Σw)² / Σw² of the weights, between 1 and n_runs.
     direction : ``"forward"`` (log Ẑ biased low) or ``"reverse"`` (biased high from exact start samples).
     n_betas : K + 1, the number of inverse temperatures.
+    tail : :class:`~kakusan.evaluate.tails.WeightTail` of the weights (largest share, Pareto k̂).
     """
 
     log_z: float
@@ -60,13 +66,22 @@ class AISResult(NamedTuple):
     ess: float
     direction: Literal["forward", "reverse"]
     n_betas: int
+    tail: WeightTail | None = None
+
+    @property
+    def warning(self) -> str | None:
+        """One line when the weights' tail makes the standard error unreliable (:meth:`WeightTail.warning`)."""
+        return None if self.tail is None else self.tail.warning()
 
     def estimate(self) -> Estimate:
         """The common result type: log Ẑ ± its standard error in nats over the runs."""
         return Estimate(self.log_z, self.log_z_stderr, len(self.log_w), f"AIS {self.direction}", "nats")
 
     def interval(self, k: float = 3.0) -> tuple[float, float]:
-        """log(mean w ± k·se) mapped to log Z, the bracket Salakhutdinov & Murray report (k = 3)."""
+        """log(mean w ± k·se) mapped to log Z, the interval Salakhutdinov & Murray report (k = 3).
+
+        An interval for this one estimate (asymmetric in log Z), not a bound: it rests on the same sample
+        standard deviation as :attr:`log_z_stderr`, and can miss when :attr:`warning` is set."""
         r = torch.exp(self.log_w - self.log_w.max())
         mean, se = float(r.mean()), float(r.std() / math.sqrt(len(r))) if len(r) > 1 else 0.0
         lo, hi = math.log(max(mean - k * se, 1e-300)), math.log(mean + k * se)
@@ -131,10 +146,21 @@ def anneal(model: RBM, base: VisibleBase, v: Tensor, betas: Tensor, generator: t
     return log_w
 
 
-def _result(log_w: Tensor, log_z0: float, direction: Literal["forward", "reverse"], n_betas: int) -> AISResult:
+def ais_from_weights(log_w: Tensor, log_z0: float, direction: Literal["forward", "reverse"],
+                     n_betas: int) -> AISResult:
+    """The :class:`AISResult` of given log weights (n_runs,): log Ẑ, its delta-method s.e., ESS and tail diagnostic.
+
+    Used by :func:`ais` and :func:`reverse_ais`, and to re-score subsets of runs (the calibration benchmark
+    splits one large batch into independent groups of 100 runs).
+    """
+    log_w = torch.as_tensor(log_w, dtype=F64).reshape(-1)
     lme = log_mean_exp(log_w)  # log mean w, its delta-method error, the ESS
     log_z = log_z0 + float(lme.value) if direction == "forward" else log_z0 - float(lme.value)
-    return AISResult(log_z, float(lme.stderr), log_w.cpu(), log_z0, float(lme.ess), direction, n_betas)
+    tail = weight_tail(log_w) if bool(torch.isfinite(log_w).any()) else None
+    return AISResult(log_z, float(lme.stderr), log_w.cpu(), log_z0, float(lme.ess), direction, n_betas, tail)
+
+
+_result = ais_from_weights
 
 
 def _prepare(model: RBM, base, betas, dtype):
@@ -166,7 +192,8 @@ def ais(model: RBM, base: VisibleBase | Tensor | None = None, *, n_runs: int = 1
 
     Returns
     -------
-    :class:`AISResult` with ``direction="forward"``; E[log Ẑ] ≤ log Z (a stochastic lower bound).
+    :class:`AISResult` with ``direction="forward"``; E[Ẑ] = Z, hence E[log Ẑ] ≤ log Z: a lower bound *on average*,
+    not for every run (one estimate can exceed log Z by its error).
     """
     model, base, b = _prepare(model, base, betas, dtype)
     g = make_generator(generator, model.device)
@@ -181,7 +208,7 @@ def reverse_ais(model: RBM, v0: Tensor, base: VisibleBase | Tensor | None = None
     """Reverse AIS (Burda et al. 2015): anneal model samples ``v0`` (n_runs, n_visible) from β = 1 back to 0.
 
     The weights estimate Z_0 / Z_B, so log Ẑ_B = log Z_0 − log mean w; with exact samples of the model
-    E[log Ẑ] ≥ log Z (a stochastic upper bound). Start samples from long Gibbs chains (``model.sample``)
+    E[log Ẑ] ≥ log Z (an upper bound on average, not for every run). Start samples from long Gibbs chains (``model.sample``)
     or persistent training chains are approximate: the bound holds only as far as they have mixed.
     Other parameters as :func:`ais`.
     """
@@ -192,5 +219,5 @@ def reverse_ais(model: RBM, v0: Tensor, base: VisibleBase | Tensor | None = None
     return _result(anneal(model, base, v, b.flip(0), g, progress), log_z0, "reverse", len(b))
 
 
-__all__ = ["AISResult", "ais", "anneal", "check_betas", "default_betas", "resolve_base",
+__all__ = ["AISResult", "ais", "ais_from_weights", "anneal", "check_betas", "default_betas", "resolve_base",
            "reverse_ais"]

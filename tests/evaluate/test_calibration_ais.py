@@ -1,0 +1,57 @@
+"""AIS through the calibration harness on a small RBM with exact log Z, and AIS's tail diagnostic.
+
+The RBM is small (20-6, random weights of scale 0.5) so that 60 independent 50-run AIS estimates with 300 βs
+take a few seconds; its exact log Z comes from enumeration. The MNIST cases of issue 16 are in
+``benchmarks/bench_calibration.py`` (tens of CPU-minutes).
+"""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from kakusan.evaluate.calibration import calibrate
+from kakusan.rbm import BernoulliRBM, exact
+from kakusan.rbm.ais import ais, ais_from_weights, default_betas, reverse_ais
+
+
+@pytest.fixture(scope="module")
+def small_rbm():
+    torch.manual_seed(0)
+    model = BernoulliRBM(20, 6, seed=0)
+    with torch.no_grad():
+        model.W.mul_(0).add_(0.5 * torch.randn(model.W.shape, generator=torch.Generator().manual_seed(1)))
+    return model, exact.log_z(model)
+
+
+def test_forward_and_reverse_ais_error_bars_are_calibrated_on_a_small_rbm(small_rbm):
+    model, truth = small_rbm
+    betas = default_betas(10, 90, 200)
+    fwd = calibrate(lambda s: ais(model, n_runs=50, betas=betas, generator=s), truth, range(60),
+                    estimator="AIS forward", case="20-6", bound="lower")
+    rev = calibrate(lambda s: reverse_ais(model, exact.sample(model, 50, generator=1000 + s), betas=betas,
+                                          generator=s), truth, range(60), estimator="AIS reverse", case="20-6",
+                    bound="upper")
+    for cal in (fwd, rev):
+        assert cal.calibrated, str(cal)
+        assert cal.bound_holds, str(cal)
+
+
+def test_ais_results_carry_the_tail_diagnostic_and_warn_on_one_dominant_run(small_rbm):
+    model, _ = small_rbm
+    res = ais(model, n_runs=50, betas=default_betas(10, 90, 200), generator=0)
+    assert res.tail is not None and res.tail.n == 50 and res.tail.ess == pytest.approx(res.ess)
+    assert res.warning is None
+    lw = torch.zeros(100, dtype=torch.float64)
+    lw[7] = 6.0  # one run carries e⁶ / (e⁶ + 99) = 80 % of the weight
+    bad = ais_from_weights(lw, 1.0, "forward", 10)
+    assert bad.warning is not None and "80 %" in bad.warning
+    assert bad.log_z == pytest.approx(1.0 + math.log((math.exp(6) + 99) / 100))
+
+
+def test_heavy_tailed_weights_give_a_high_khat():
+    rng = np.random.default_rng(0)
+    lw = torch.from_numpy(np.log(rng.pareto(1.0 / 0.9, 400) + 1.0))  # tail index k = 0.9
+    res = ais_from_weights(lw, 0.0, "reverse", 10)
+    assert res.tail.khat > 0.6 and res.warning is not None and "k̂" in res.warning
