@@ -212,7 +212,9 @@ def ladder_log_z(
     -----
     Errors are τ_int-corrected Monte Carlo errors of the whole sum along the ladder, so they count that
     neighbouring pairs share samples and that swaps correlate the temperatures; TI adds an estimate of
-    its discretisation error.
+    its discretisation error. Both are 1 standard error and calibrated (issue 16,
+    ``benchmarks/results_calibration.md``): over 100 seeds of 4 systems on a 12-spin SK glass with a 10-β ladder
+    to β = 2 and 3, z-scores against enumeration have sd 0.91–1.11 and ±2 s.e. coverage 95–97 %.
     """
     b = check_ladder(betas)
     e = _energy_table(energy, len(b))

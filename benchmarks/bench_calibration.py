@@ -1,0 +1,235 @@
+"""Calibration of every error bar kakusan prints: z-scores against exact answers over many seeds (issue 16).
+
+Each estimator runs on small problems with exact answers, once per seed; :mod:`kakusan.evaluate.calibration`
+scores the z-scores (estimate − exact) / reported s.e. (calibrated: ≥ 50 seeds, sd(z) ∈ [0.75, 1.33], ±2 s.e.
+coverage ≥ 90 %). Cases:
+
+* **MCMC means** (``diagnostics.estimate``: MCSE from τ_int with Sokal's window; ``diagnostics.blocking``) of
+  E/N and of the mean spin m on 12-spin SK glasses with random fields (heat bath, 4 chains, numba), against
+  :func:`kakusan.boltzmann.exact.exact_stats`.
+* **log Z along a replica-exchange ladder** by BAR and by thermodynamic integration
+  (:func:`kakusan.mcmc.ladders.ladder_log_z`), against :func:`kakusan.boltzmann.exact.log_z`.
+* **AIS** forward (stochastic lower bound in expectation of Z) and reverse from exact model samples, at the
+  defaults of ``kakusan rbm evaluate`` (100 runs, 14,500 βs), on MNIST RBMs with exact log Z: the 784-18 CD-1
+  RBM of issue 16 (lr 0.2, 3 epochs, seed 7; log Z 213.2024) and a 784-16 CD-1 RBM at lr 0.25. All runs of a
+  case are annealed as one batch and split into groups of 100 consecutive runs — one group is exactly one
+  ``rbm evaluate`` call with its own seed (runs are i.i.d.), at a third less CPU. Each group is scored with the
+  delta-method s.e. and with the tail diagnostic (:mod:`kakusan.evaluate.tails`); the raw log weights are kept
+  in ``--raw`` so the table can be recomputed without re-annealing.
+
+    OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/bench_calibration.py                # MCMC, BAR/TI, AIS
+    .venv/bin/python benchmarks/bench_calibration.py --only mcmc ladder --seeds 20          # quick
+    .venv/bin/python benchmarks/bench_calibration.py --only ais --ais-groups 60             # ~35 CPU-min per RBM
+
+Writes ``benchmarks/results_calibration.md`` (with ``--write``) and prints the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from kakusan.evaluate.calibration import Calibration, from_estimates, markdown_table  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+F64 = torch.float64
+
+
+# ---------------------------------------------------------------- MCMC means against enumeration
+
+
+def mcmc_cases(seeds: int) -> list[Calibration]:
+    from kakusan.boltzmann import exact, instances
+    from kakusan.mcmc import HeatBath, diagnostics, random_spins, run_chain
+
+    out = []
+    for beta, steps in ((1.0, 2000), (1.5, 4000)):
+        model = instances.sherrington_kirkpatrick(12, beta=beta, field_std=0.3 * beta, seed=3)
+        st = exact.exact_stats(model, energy_var=True) if "energy_var" in exact.exact_stats.__code__.co_varnames \
+            else exact.exact_stats(model)
+        truth = {"E/N": st.energy_mean / 12, "m": float(st.mean.mean())}
+        rows: dict[str, list[tuple[float, float]]] = {}
+        t0 = time.process_time()
+        for seed in range(seeds):
+            kernel = HeatBath(model)
+            state = kernel.init(random_spins(4, 12, generator=seed))
+            trace = run_chain(kernel, state, steps, burn_in=200, generator=10_000 + seed,
+                              observables=("energy", "magnetization"))
+            for name, x in (("E/N", trace["energy"] / 12), ("m", trace["magnetization"])):
+                est = diagnostics.estimate(x)
+                rows.setdefault(f"τ_int|{name}", []).append((float(est.mean), float(est.error)))
+                blk = diagnostics.blocking(x)
+                rows.setdefault(f"blocking|{name}", []).append((float(blk.mean), float(blk.error)))
+        cpu = time.process_time() - t0
+        for key, vals in rows.items():
+            how, name = key.split("|")
+            v, s = zip(*vals)
+            label = "MCSE from τ_int (Sokal window, c = 5)" if how == "τ_int" else "blocking (Jonsson level)"
+            out.append(from_estimates(v, s, truth[name], estimator=f"MCMC mean ⟨{name}⟩, {label}",
+                                      case=f"SK N = 12, β = {beta}, fields 0.3β; heat bath, 4 chains × {steps} "
+                                           "sweeps after 200",
+                                      cpu_seconds=cpu / len(rows)))
+    return out
+
+
+# ---------------------------------------------------------------- log Z along a ladder
+
+
+def ladder_cases(seeds: int) -> list[Calibration]:
+    from kakusan.boltzmann import exact, instances
+    from kakusan.mcmc import HeatBath, random_spins
+    from kakusan.mcmc.ladders import geometric_ladder, ladder_log_z
+    from kakusan.mcmc.tempering import ReplicaExchange, run_tempering
+
+    out = []
+    for beta_max, steps in ((2.0, 1000), (3.0, 2000)):
+        model = instances.sherrington_kirkpatrick(12, field_std=0.3, seed=0)
+        betas = torch.cat([torch.zeros(1, dtype=F64), geometric_ladder(0.1, beta_max, 9)])
+        truth = exact.log_z(model, beta=beta_max)
+        vals: dict[str, list[tuple[float, float]]] = {"bar": [], "ti": []}
+        t0 = time.process_time()
+        for seed in range(seeds):
+            pt = ReplicaExchange(HeatBath(model), betas, n_systems=4)
+            state = pt.init(random_spins(pt.n_chains, 12, generator=seed))
+            trace = run_tempering(pt, state, steps, burn_in=200, generator=20_000 + seed)
+            for method in vals:
+                est = ladder_log_z(betas, trace.energy, log_z0=12 * math.log(2), method=method)
+                vals[method].append((float(est.log_z[-1]), float(est.error[-1])))
+        cpu = time.process_time() - t0
+        for method, v in vals.items():
+            label = "BAR" if method == "bar" else "TI (Euler–Maclaurin trapezoid)"
+            out.append(from_estimates([a for a, _ in v], [b for _, b in v], truth,
+                                      estimator=f"log Z along the ladder, {label}",
+                                      case=f"SK N = 12, fields 0.3, 10 β from 0 to {beta_max}; 4 systems × {steps} "
+                                           "steps after 200",
+                                      cpu_seconds=cpu / 2))
+    return out
+
+
+# ---------------------------------------------------------------- AIS on MNIST RBMs
+
+
+AIS_CASES = {  # name: (hidden, lr, epochs, seed) of a CD-1 RBM trained on all of MNIST (stochastic binarisation)
+    "784-18 CD-1 lr 0.2, 3 epochs (issue 16)": (18, 0.2, 3, 7),
+    "784-16 CD-1 lr 0.25, 3 epochs": (16, 0.25, 3, 7),
+}
+
+
+def trained_rbm(n_hidden: int, lr: float, epochs: int, seed: int):
+    """The model ``kakusan rbm train --data mnist --method cd --hidden H --lr LR --epochs E --seed S`` writes."""
+    from kakusan.data.recipes import DataSpec, prepare
+    from kakusan.rbm import BernoulliRBM
+    from kakusan.rbm.fit import RBMTrainConfig, fit_rbm
+
+    data = prepare(DataSpec("mnist", "bernoulli", "stochastic", 0))
+    model = BernoulliRBM(784, n_hidden, seed=seed).init_from_data(data.train)
+    fit_rbm(model, data.train, RBMTrainConfig(method="cd", epochs=epochs, lr=lr, seed=seed, eval_every=-1,
+                                              progress=False))
+    return model, data
+
+
+def ais_raw(case: str, groups: int, raw: Path) -> dict:
+    """Forward and reverse (exact starts) log weights of groups × 100 runs at the defaults; cached in ``raw``."""
+    from kakusan.rbm import exact
+    from kakusan.rbm.ais import ais, reverse_ais
+
+    path = raw / (case.split(" ")[0] + f"-{AIS_CASES[case][1]}.pt")
+    if path.exists():
+        cached = torch.load(path)
+        if len(cached["forward"]) >= groups * 100 and len(cached["reverse"]) >= groups * 100:
+            return cached
+    model, data = trained_rbm(*AIS_CASES[case])
+    truth = exact.log_z(model)
+    n = groups * 100
+    t0 = time.process_time()
+    fwd = ais(model, data.train, n_runs=n, generator=1001)
+    t1 = time.process_time()
+    rev = reverse_ais(model, exact.sample(model, n, generator=2002), data.train, generator=3003)
+    t2 = time.process_time()
+    out = {"exact": truth, "log_z_base": fwd.log_z_base, "forward": fwd.log_w, "reverse": rev.log_w,
+           "cpu_forward": t1 - t0, "cpu_reverse": t2 - t1}
+    raw.mkdir(parents=True, exist_ok=True)
+    torch.save(out, path)
+    return out
+
+
+def ais_cases(groups: int, raw: Path, names: list[str]) -> tuple[list[Calibration], list[dict]]:
+    from kakusan.rbm.ais import ais_from_weights
+
+    out, misses = [], []
+    for case in names:
+        r = ais_raw(case, groups, raw)
+        for direction in ("forward", "reverse"):
+            lw = r[direction][: groups * 100].reshape(groups, 100)
+            results = [ais_from_weights(w, r["log_z_base"], direction, 14_500) for w in lw]
+            cpu = r[f"cpu_{direction}"] * groups * 100 / len(r[direction])
+            cal = from_estimates([a.log_z for a in results], [a.log_z_stderr for a in results], r["exact"],
+                                 estimator=f"AIS {direction}, 100 runs, 14,500 β, delta-method s.e.",
+                                 case=f"MNIST {case}, log Z {r['exact']:.4f}" + (", exact starts" if direction ==
+                                                                                 "reverse" else ""),
+                                 bound="lower" if direction == "forward" else "upper", cpu_seconds=cpu)
+            flagged = [a.tail.warning() is not None for a in results]
+            for g, (z, f, a) in enumerate(zip(cal.z, flagged, results)):
+                if abs(z) > 2.5 or f:
+                    misses.append({"case": case, "direction": direction, "group": g, "z": float(z),
+                                   "khat": a.tail.khat, "max_share": a.tail.max_share, "ess": a.ess, "flagged": f})
+            big = np.abs(cal.z) > 3
+            cal.extra.update(flagged=int(np.sum(flagged)), misses_3se=int(big.sum()),
+                             misses_3se_flagged=int(np.sum(big & np.array(flagged))))
+            out.append(cal)
+    return out, misses
+
+
+# ---------------------------------------------------------------- main
+
+
+def header() -> str:
+    sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE).stdout
+    return (f"git {sha.strip()}, {datetime.date.today()}, torch {torch.__version__}, numpy {np.__version__}, "
+            f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} thread(s)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--only", nargs="+", choices=("mcmc", "ladder", "ais"), default=["mcmc", "ladder", "ais"])
+    p.add_argument("--seeds", type=int, default=100, help="seeds per MCMC and ladder case")
+    p.add_argument("--ais-groups", type=int, default=60, help="independent 100-run AIS estimates per case")
+    p.add_argument("--ais-cases", nargs="+", default=list(AIS_CASES)[:1], choices=list(AIS_CASES))
+    p.add_argument("--raw", type=Path, default=HERE / ".cache-calibration", help="cache of AIS log weights")
+    p.add_argument("--json", type=Path, default=None, help="also write the rows as JSON")
+    args = p.parse_args(argv)
+    torch.set_num_threads(1)
+    results: list[Calibration] = []
+    misses: list[dict] = []
+    if "mcmc" in args.only:
+        results += mcmc_cases(args.seeds)
+    if "ladder" in args.only:
+        results += ladder_cases(args.seeds)
+    if "ais" in args.only:
+        cals, misses = ais_cases(args.ais_groups, args.raw, args.ais_cases)
+        results += cals
+    print(header())
+    print(markdown_table(results))
+    for m in misses:
+        print(m)
+    if args.json:
+        args.json.write_text(json.dumps({"rows": [c.row() for c in results], "misses": misses}, indent=1,
+                                        default=float) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
