@@ -17,7 +17,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("sample", help="rebuild the model a run saved (kakusan.load) and draw samples")
     p.add_argument("source", help="a run directory (or its checkpoints/ folder, or a .safetensors checkpoint)")
     p.add_argument("-n", "--n-samples", type=int, default=64, help="number of samples")
-    p.add_argument("--out", default=None, help="also write the samples here (.npy; must not exist)")
+    p.add_argument("--out", default=None,
+                   help="also write the samples here: .npy (raw samples), or .png (an image grid); must not exist")
     p.add_argument("--weights", default="ema",
                    help="ema (default; the raw weights when the run kept no EMA), model, last, or ema@DECAY")
     p.add_argument("--sampler", default=None, help="the model's sampler (e.g. ddpm, ddim, dpm++2m, heun)")
@@ -58,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     from kakusan.checkpoint import find, load_model
     from kakusan.errors import KakusanError
     from kakusan.report import figures
-    from kakusan.report.run_dir import RunDir, atomic_save_npy
+    from kakusan.report.run_dir import RunDir, atomic_save_npy, atomic_write_bytes
     from kakusan.runtime import make_generator, pick_device
 
     source = Path(args.source)
@@ -68,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         raise KakusanError(f"-n must be a positive number of samples, got {args.n_samples}")
     if args.steps is not None and args.steps < 1:
         raise KakusanError(f"--steps must be a positive integer, got {args.steps}")
-    out = fresh_output(args.out, ".npy") if args.out else None
+    out = fresh_output(args.out, ".png" if args.out.endswith(".png") else ".npy") if args.out else None
     device = pick_device(args.device)
     folder, name, part = find(source, args.weights)
     model = load_model(folder, name, map_location=device, part=part).eval()
@@ -80,17 +81,22 @@ def run(args: argparse.Namespace) -> int:
     if isinstance(x, tuple):
         x = x[0]
     x = x.cpu()
+    images = _as_images(model, x)
+    if out is not None and out.suffix == ".png" and images is None:
+        raise KakusanError(f"{type(model).__name__}'s samples of shape {tuple(x.shape[1:])} are not images: use --out "
+                           "FILE.npy")
     run_dir = RunDir.create("sample", args.run_dir, args.runs_root)
     run_dir.write_config({"command": "sample", "class": type(model).__name__, "source": str(source),
                           "checkpoint": name, "weights": part, "n_samples": args.n_samples, "seed": args.seed,
                           "options": {k: v for k, v in kwargs.items() if k != "labels"}}, argv=args.argv)
     atomic_save_npy(run_dir.path / "samples.npy", x)
-    if out is not None:
+    if out is not None and out.suffix == ".npy":
         atomic_save_npy(out, x)
-    images = _as_images(model, x)
     if images is not None:
         lo, hi = float(images.min()), float(images.max())
-        figures.image_grid(images, run_dir.figures / "samples.png", value_range=(lo, hi if hi > lo else lo + 1))
+        grid = figures.image_grid(images, run_dir.figures / "samples.png", value_range=(lo, hi if hi > lo else lo + 1))
+        if out is not None and out.suffix == ".png":
+            atomic_write_bytes(out, grid.read_bytes())
     print(f"{args.n_samples} samples of {type(model).__name__} {tuple(x.shape[1:])} ({part} weights of {name}); "
           f"run: {run_dir.path}")
     return 0

@@ -1,0 +1,178 @@
+"""`kakusan vae train|evaluate|reconstruct` and `kakusan sample` on VAE runs, at tiny sizes on the bundled digits."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from matplotlib.image import imread
+
+import kakusan
+import kakusan.cli as cli
+from kakusan import checkpoint
+
+SMALL = ["--hidden", "32", "--batch-size", "100", "--lr", "3e-3"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A 2-latent VAE on dynamically binarised digits, 6 epochs (90 steps)."""
+    run = tmp_path_factory.mktemp("vae") / "run"
+    assert cli.main(["vae", "train", "--data", "digits", "--latent", "2", "--epochs", "6", *SMALL,
+                     "--run-dir", str(run)]) == 0
+    return run
+
+
+@pytest.fixture(scope="module")
+def gaussian_file(tmp_path_factory):
+    """400 draws of a 5-D probabilistic PCA model with 2 latents (continuous data, off [0, 1])."""
+    g = np.random.default_rng(0)
+    W, b = g.normal(size=(5, 2)), g.normal(size=5) * 3
+    x = g.normal(size=(400, 2)) @ W.T + b + 0.3 * g.normal(size=(400, 5))
+    path = tmp_path_factory.mktemp("data") / "x.npy"
+    np.save(path, x.astype(np.float32))
+    return path
+
+
+def _json(capsys) -> dict:
+    return json.loads(capsys.readouterr().out)
+
+
+def _one_error_line(capsys, *words):
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and all(w in err[0] for w in words), err
+
+
+def test_train_writes_a_complete_run(trained):
+    for name in ("config.json", "argv.json", "metrics.jsonl", "summary.json", "checkpoints/model.safetensors",
+                 "checkpoints/last.safetensors", "figures/samples.png", "figures/reconstructions.png",
+                 "figures/latent_map.png", "figures/kl_units.png", "figures/training.png"):
+        assert (trained / name).exists(), name
+    config = json.loads((trained / "config.json").read_text())
+    assert config["class"] == "VAE" and config["model"]["n_latent"] == 2 and config["shape"] == [8, 8]
+    assert config["data"] == {"data": "digits", "likelihood": "bernoulli", "test_seed": 0}
+    assert config["train"]["objective"] == "elbo" and config["train"]["epochs"] == 6 and config["train"]["ema"] > 0
+    evals = [r for r in map(json.loads, (trained / "metrics.jsonl").read_text().splitlines()) if r.get("eval")]
+    assert [e["epoch"] for e in evals] == [0, 1, 2, 3, 4, 5, 6]  # test ELBO before training and every epoch
+    assert evals[-1]["test_elbo"] > evals[0]["test_elbo"] + 5 and "test_elbo_ema" in evals[-1]
+    parts, _ = checkpoint.load(trained / "checkpoints", "model")
+    assert any(p.startswith("ema@") for p in parts)
+    model = kakusan.load(trained)  # EMA weights of the exported model
+    assert type(model).__name__ == "VAE" and model.sample(3, generator=0).shape == (3, 8, 8)
+
+
+def test_evaluate_prints_the_bounds_in_nats(trained, tmp_path, capsys):
+    assert cli.main(["vae", "evaluate", str(trained), "--k", "200", "--json", "--runs-root", str(tmp_path)]) == 0
+    r = _json(capsys)
+    assert set(r) >= {"elbo", "iwae", "nll", "nll_stderr", "k", "n_test", "kl_per_layer", "active_units",
+                      "bits_per_dim", "seconds"}
+    assert r["k"] == 200 and r["n_test"] == 297 and r["nll"] == -r["iwae"] and 0 < r["nll_stderr"] < 2
+    assert r["iwae"] >= r["elbo"] - 2 * r["nll_stderr"] and r["iwae"] > -64 * math.log(2)  # beats coin flips
+    assert r["bits_per_dim"] == pytest.approx(r["nll"] / (64 * math.log(2)))
+    assert set(r["kl_per_layer"]) == {"z"} and r["kl_per_layer"]["z"] > 0 and 0 <= r["active_units"]["z"] <= 2
+    assert [int(k) for k in r["bounds"]] == [1, 5, 50, 200] and r["bounds"]["200"] > r["bounds"]["1"]
+    assert (next(tmp_path.glob("vae-evaluate-*")) / "figures" / "bound_vs_k.png").exists()
+
+
+def test_reconstruct_and_sample_npy_and_png(trained, tmp_path, capsys):
+    root = ["--runs-root", str(tmp_path / "runs")]
+    assert cli.main(["vae", "reconstruct", str(trained), "-n", "5", "--out", str(tmp_path / "r.npy"), *root]) == 0
+    r = np.load(tmp_path / "r.npy")
+    assert r.shape == (5, 8, 8) and r.min() >= 0 and r.max() <= 1
+    assert next((tmp_path / "runs").glob("vae-reconstruct-*/figures/reconstructions.png")).exists()
+    assert cli.main(["sample", str(trained), "-n", "9", "--out", str(tmp_path / "s.npy"), *root]) == 0
+    s = np.load(tmp_path / "s.npy")
+    assert s.shape == (9, 8, 8) and 0 <= s.min() and s.max() <= 1  # Bernoulli means in data space
+    assert cli.main(["sample", str(trained), "-n", "9", "--out", str(tmp_path / "grid.png"), *root]) == 0
+    assert imread(tmp_path / "grid.png").shape[0] > 3 * 8
+    assert cli.main(["sample", str(trained), "--out", str(tmp_path / "s.txt"), *root]) == 2
+    _one_error_line(capsys, "--out")
+
+
+def _last(run):
+    parts, head = checkpoint.load(run / "checkpoints", "last")
+    return parts, head["step"]
+
+
+def test_resume_is_bit_exact(tmp_path):
+    common = ["vae", "train", "--data", "digits", "--latent", "3", "--warmup", "20", "--ema", "0.9", *SMALL,
+              "--eval-every", "-1"]
+    assert cli.main([*common, "--epochs", "3", "--run-dir", str(tmp_path / "a")]) == 0
+    assert cli.main([*common, "--epochs", "1", "--run-dir", str(tmp_path / "b")]) == 0
+    assert cli.main(["vae", "train", "--resume", "--epochs", "3", "--run-dir", str(tmp_path / "b")]) == 0
+    (a, step_a), (b, step_b) = _last(tmp_path / "a"), _last(tmp_path / "b")
+    assert step_a == step_b == 45 and json.loads((tmp_path / "b" / "summary.json").read_text())["resumed_from"] == 15
+    for part in ("model", "ema@0.9", "optimizer", "objective", "generator"):
+        for k, v in a[part].items():
+            assert torch.equal(b[part][k], v), (part, k)
+
+
+def test_exact_log_likelihood_of_a_linear_gaussian_run(gaussian_file, tmp_path, capsys):
+    run = tmp_path / "ppca"
+    assert cli.main(["vae", "train", "--data", str(gaussian_file), "--likelihood", "gaussian", "--encoder", "linear",
+                     "--latent", "2", "--epochs", "40", "--batch-size", "50", "--lr", "1e-2",
+                     "--run-dir", str(run)]) == 0
+    capsys.readouterr()
+    root = ["--runs-root", str(tmp_path / "runs")]
+    assert cli.main(["vae", "evaluate", str(run), "--exact", "--k", "500", "--json", *root]) == 0
+    r = _json(capsys)
+    model = kakusan.load(run).double()  # the EMA weights, as evaluate reads them
+    from kakusan.vae.linear_gaussian import decoder_parts
+
+    W, b, _, psi = decoder_parts(model)
+    C = (W @ W.T + torch.diag(psi)).detach().numpy()
+    x = np.load(gaussian_file).astype(np.float64)
+    d = x - b.detach().numpy()
+    closed = -0.5 * (5 * math.log(2 * math.pi) + np.linalg.slogdet(C)[1]
+                     + np.einsum("ni,ij,nj->n", d, np.linalg.inv(C), d))
+    assert r["log_likelihood_exact"] == pytest.approx(closed.mean(), abs=1e-3)
+    assert r["split"] == "train" and r["n_test"] == 400 and "bits_per_dim" not in r
+    assert r["elbo"] <= r["log_likelihood_exact"] + 0.1 and abs(r["iwae"] - r["log_likelihood_exact"]) < 0.05
+    assert cli.main(["vae", "evaluate", str(run), "--exact", "--k", "50", "--json", "--data", str(gaussian_file),
+                     *root]) == 0
+    assert _json(capsys)["log_likelihood_exact"] == pytest.approx(r["log_likelihood_exact"], abs=1e-6)
+    assert cli.main(["sample", str(run), "-n", "2000", "--out", str(tmp_path / "s.npy"), *root]) == 0
+    np.testing.assert_allclose(np.load(tmp_path / "s.npy").mean(0), b.detach().numpy(), atol=0.25)  # data space
+    assert cli.main(["sample", str(run), "--out", str(tmp_path / "s.png"), *root]) == 2
+    _one_error_line(capsys, "not images", ".npy")
+
+
+def test_bad_input_is_one_line(trained, gaussian_file, tmp_path, capsys):
+    root = ["--runs-root", str(tmp_path / "runs")]
+    assert cli.main(["vae", "train", "--data", str(gaussian_file), "--epochs", "1", *root]) == 2
+    _one_error_line(capsys, "Bernoulli", "--likelihood gaussian")
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["vae", "train", "--model", "vqvae", *root])
+    assert exit_.value.code == 2
+    _one_error_line(capsys, "--model", "vqvae", "hvae")
+    assert cli.main(["vae", "train", "--layers", "2", "--epochs", "1", *root]) == 2
+    _one_error_line(capsys, "--layers 2", "hvae")
+    assert cli.main(["vae", "train", "--data", str(gaussian_file), "--likelihood", "gaussian", "--encoder", "conv",
+                     "--epochs", "1", *root]) == 2
+    _one_error_line(capsys, "conv", "(H, W)")
+    wrong = tmp_path / "wrong.npy"
+    np.save(wrong, np.zeros((10, 7), dtype=np.float32))
+    assert cli.main(["vae", "evaluate", str(trained), "--data", str(wrong), "--k", "5", *root]) == 2
+    _one_error_line(capsys, "(n, 8, 8) or (n, 64)", "(10, 7)")
+    np.save(tmp_path / "flat.npy", np.zeros(10, dtype=np.float32))
+    assert cli.main(["vae", "train", "--data", str(tmp_path / "flat.npy"), *root]) == 2
+    _one_error_line(capsys, "(n, D)")
+    assert cli.main(["vae", "evaluate", str(trained), "--exact", "--k", "5", *root]) == 2
+    _one_error_line(capsys, "linear")
+    assert cli.main(["vae", "evaluate", str(tmp_path), "--k", "5"]) == 2
+    _one_error_line(capsys, "not a run directory")
+    assert cli.main(["vae", "train", "--resume", "--run-dir", str(tmp_path / "nothing")]) == 2
+    _one_error_line(capsys, "--resume")
+
+
+def test_a_hierarchical_vae_reports_each_layer(tmp_path, capsys):
+    pytest.importorskip("kakusan.vae.hierarchical")
+    run = tmp_path / "hvae"
+    assert cli.main(["vae", "train", "--model", "hvae", "--layers", "2", "--latent", "6,3", "--hidden", "32,16",
+                     "--epochs", "2", "--run-dir", str(run)]) == 0
+    capsys.readouterr()
+    assert cli.main(["vae", "evaluate", str(run), "--k", "20", "--json", "--runs-root", str(tmp_path / "r")]) == 0
+    r = _json(capsys)
+    assert set(r["kl_per_layer"]) == set(r["active_units"]) == {"z1", "z2"}
+    assert r["latent_units"] == {"z1": 6, "z2": 3} and r["iwae"] >= r["elbo"] - 2 * r["nll_stderr"]
