@@ -225,7 +225,8 @@ def _resumed(args: argparse.Namespace):
     settings = VAETrainSettings(**config["train"])
     if args.epochs is not None and args.epochs != settings.epochs:
         if args.epochs < settings.epochs:
-            raise KakusanError(f"--epochs {args.epochs} is fewer than the run's {settings.epochs}: resume extends a run")
+            raise KakusanError(f"--epochs {args.epochs} is fewer than the run's {settings.epochs}: resume only extends "
+                               "a run")
         settings = dataclasses.replace(settings, epochs=args.epochs)
         config["train"] = dataclasses.asdict(settings)
         RunDir(Path(args.run_dir)).write_json("config.json", config)
