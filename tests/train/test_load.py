@@ -21,6 +21,8 @@ EXAMPLES = {
     "GaussianRBM": lambda: MODELS["GaussianRBM"](6, 4, learn_variance=True),
     "SpinRBM": lambda: MODELS["SpinRBM"](6, 4),
     "VAE": lambda: MODELS["VAE"](_vae().VAEConfig(data_shape=(8, 8), n_latent=3, n_classes=2)),
+    "HVAE": lambda: MODELS["HVAE"](_vae().HVAEConfig(data_shape=(8, 8), latents=(3, 2),
+                                                      hidden=(8, _vae().MLPConfig((4,))), n_classes=2)),
 }
 
 

@@ -35,6 +35,21 @@ Objectives for ``train.fit(model, objective, data, optimizer, TrainConfig(...), 
   in ``state_dict`` for the warm-up); ``IWAE(k=50)``; ``dynamic_binarisation`` (the ``transform``).
   Batches are x, (x, labels) or {"x": x, "cond": labels}; metrics: reconstruction, kl, kl_z, elbo (per example).
 
+Hierarchical VAE (registered; :mod:`kakusan.vae.hierarchical`):
+
+- ``HVAE(HVAEConfig(data_shape=(784,), latents=(64, 32), hidden=(512, 256), activation="elu",
+  likelihood=BernoulliConfig(), inference="ladder"|"markov", n_classes=0))``: L ≥ 2 Gaussian layers,
+  p(z_L) = N(0, I), p(z_l|z_{l+1}) Gaussian, p(x|z_1) from the likelihoods above; ``hidden`` entries are
+  widths (two layers of w units) or ``MLPConfig`` / ``LinearConfig`` (``ConvConfig`` next to images);
+  Markov bottom-up inference q(z_1|x) q(z_2|z_1) …, or the ladder VAE's precision-weighted top-down merge.
+  The same methods as ``VAE`` (``elbo`` with KL groups "z1", "z2", …; ``log_weights``, ``iwae_bound``,
+  ``estimate_nll``, ``sample``, ``reconstruct``); ``encode`` gives {group: DiagonalGaussian};
+  ``posterior_means``; ``exact_log_likelihood`` for a linear-Gaussian hierarchy
+  (:mod:`kakusan.vae.linear_hierarchy`: ``set_linear_hierarchy``, ``set_exact_posterior``, ``log_marginal``).
+- Diagnostics for both (:mod:`kakusan.vae.diagnostics`): ``active_units(model, x, cond=None, threshold=1e-2)
+  -> {group: Activity(n_active, variance, threshold)}`` (Burda's Cov_x(E_q[z_u|x]) criterion),
+  ``kl_per_unit(model, x) -> {group: (L,)}``, ``kl_per_layer(model, x) -> {group: nats}``.
+
 Closed forms (:mod:`kakusan.vae.linear_gaussian`): ``linear_config(D, L)``, ``ppca_max_likelihood(x, L)``,
 ``set_decoder``, ``exact_posterior``, ``set_exact_posterior``, ``posterior_gap``. Helpers:
 ``bits_per_dim(log_likelihood, D)``; :class:`kakusan.evaluate.streaming.LogMeanExpStream`.
@@ -47,8 +62,10 @@ Closed forms (:mod:`kakusan.vae.linear_gaussian`): ``linear_config(D, L)``, ``pp
 (torch.Size([3]), torch.Size([3]))
 """
 
-from kakusan.vae import linear_gaussian
+from kakusan.vae import linear_gaussian, linear_hierarchy
 from kakusan.vae.bounds import ELBOTerms, estimate_nll, importance_log_likelihood, iwae_bound
+from kakusan.vae.diagnostics import Activity, active_units, kl_per_layer, kl_per_unit
+from kakusan.vae.hierarchical import HVAE, HVAEConfig
 from kakusan.vae.latents import DiagonalGaussian, FactorisedBernoulli
 from kakusan.vae.likelihoods import (
     BernoulliConfig,
@@ -64,6 +81,7 @@ from kakusan.vae.nets import ConvConfig, LinearConfig, MLPConfig
 from kakusan.vae.objectives import ELBO, IWAE, dynamic_binarisation, split_batch
 
 __all__ = [
+    "Activity", "HVAE", "HVAEConfig", "active_units", "kl_per_layer", "kl_per_unit", "linear_hierarchy",
     "BernoulliConfig", "BernoulliLikelihood", "ConvConfig", "DiagonalGaussian", "DiscretisedLogistic", "ELBO",
     "ELBOTerms", "FactorisedBernoulli", "GaussianConfig", "GaussianLikelihood", "IWAE", "LinearConfig",
     "LogisticConfig", "MLPConfig", "VAE", "VAEConfig", "bits_per_dim", "dynamic_binarisation", "estimate_nll",
