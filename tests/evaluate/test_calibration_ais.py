@@ -55,3 +55,19 @@ def test_heavy_tailed_weights_give_a_high_khat():
     lw = torch.from_numpy(np.log(rng.pareto(1.0 / 0.9, 400) + 1.0))  # tail index k = 0.9
     res = ais_from_weights(lw, 0.0, "reverse", 10)
     assert res.tail.khat > 0.6 and res.warning is not None and "k̂" in res.warning
+
+
+def test_rbm_evaluate_says_what_the_error_bar_means():
+    from kakusan.commands.rbm import BOUNDS_NOTE, STDERR_KIND, _evaluate_text, calibration_status
+
+    result = {"method": "ais", "log_z": 213.3, "log_z_stderr": 0.033, "test_log_likelihood": -120.0,
+              "ais_runs": 100, "ais_betas": 14500, "stderr_kind": STDERR_KIND, "bounds": BOUNDS_NOTE,
+              "calibration": calibration_status(100, 14500), "ais_warning": "heavy-tailed weights (…)",
+              "log_z_reverse": 213.1, "log_z_reverse_stderr": 0.03, "reverse_start": "exact",
+              "test_log_likelihood_reverse": -119.8, "reverse_warning": None}
+    text = _evaluate_text(result, "runs/x")
+    assert "1 standard error" in text and "not a bracket" in text and "alibrat" in text
+    assert "warning (forward AIS): heavy-tailed" in text and "warning (reverse" not in text
+    assert "not measured at 50 runs" in calibration_status(50, 14500)
+    exact = _evaluate_text({"method": "exact", "log_z": 1.0, "test_log_likelihood": -2.0}, "runs/y")
+    assert "exact" in exact and "±" not in exact

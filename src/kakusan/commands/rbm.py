@@ -246,9 +246,27 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"log Z = {result['log_z']:.4f} ± {result['log_z_stderr']:.4f} ({result['method']}); "
-              f"test log-likelihood = {result['test_log_likelihood']:.4f} nats; run: {out.path}")
+        print(_evaluate_text(result, out.path))
     return 0
+
+
+def _evaluate_text(result: dict, path) -> str:
+    """What ``rbm evaluate`` prints: the estimates, what ± means, the calibration status, and any tail warning."""
+    if result["method"] == "exact":
+        return (f"log Z = {result['log_z']:.4f} (exact, by enumeration); test log-likelihood = "
+                f"{result['test_log_likelihood']:.4f} nats; run: {path}")
+    lines = [f"log Z = {result['log_z']:.4f} ± {result['log_z_stderr']:.4f} (forward AIS, {result['ais_runs']} runs, "
+             f"{result['ais_betas']} β); test log-likelihood = {result['test_log_likelihood']:.4f} nats"]
+    if "log_z_reverse" in result:
+        lines.append(f"log Z = {result['log_z_reverse']:.4f} ± {result['log_z_reverse_stderr']:.4f} (reverse AIS from "
+                     f"{result['reverse_start']} model samples); test log-likelihood = "
+                     f"{result['test_log_likelihood_reverse']:.4f} nats")
+    lines.append(f"± is {result['stderr_kind']}; {result['bounds']}.")
+    lines.append(result["calibration"])
+    lines += [f"warning ({d} AIS): {result[k]}" for d, k in (("forward", "ais_warning"), ("reverse", "reverse_warning"))
+              if result.get(k)]
+    lines.append(f"run: {path}")
+    return "\n".join(lines)
 
 
 def _exact_result(model, test) -> dict:
@@ -274,7 +292,9 @@ def _ais_result(model, train, test, args) -> dict:
         mean_neg_f = float(-model.to_float64().free_energy(test).mean())
     result = {"method": "ais", "log_z": fwd.log_z, "log_z_stderr": fwd.log_z_stderr,
               "test_log_likelihood": mean_neg_f - fwd.log_z, "ais_runs": args.runs, "ais_betas": len(betas),
-              "ais_ess": fwd.ess}
+              "ais_ess": fwd.ess, "stderr_kind": STDERR_KIND, "calibration": calibration_status(args.runs, len(betas)),
+              "ais_tail": fwd.tail.as_dict() if fwd.tail else None, "ais_warning": fwd.warning,
+              "bounds": BOUNDS_NOTE}
     if args.reverse_steps > 0:
         if model.n_hidden <= EXACT_START_LIMIT:  # exact model samples: reverse AIS is a true upper bound
             v0, how = exact.sample(model, args.runs, g), "exact"
@@ -283,8 +303,26 @@ def _ais_result(model, train, test, args) -> dict:
             v0, how = model.sample(args.runs, g, n_steps=args.reverse_steps, v0=start), "gibbs"
         rev = reverse_ais(model, v0, train, betas=betas, generator=g)
         result.update(log_z_reverse=rev.log_z, log_z_reverse_stderr=rev.log_z_stderr,
-                      test_log_likelihood_reverse=mean_neg_f - rev.log_z, reverse_start=how)
+                      test_log_likelihood_reverse=mean_neg_f - rev.log_z, reverse_start=how, reverse_ess=rev.ess,
+                      reverse_tail=rev.tail.as_dict() if rev.tail else None, reverse_warning=rev.warning)
     return result
+
+
+STDERR_KIND = ("1 standard error of log Ẑ over the AIS runs (delta method: sd(w) / (√runs · mean w)); "
+               "±2 s.e. is the ~95 % interval")
+BOUNDS_NOTE = ("forward AIS is low and reverse AIS (exact starts) high only on average: a single estimate of either "
+               "can land on the other side of log Z, so the two are not a bracket")
+
+
+def calibration_status(runs: int, n_betas: int) -> str:
+    """The calibration harness's verdict on the delta-method s.e. at these settings (benchmarks/results_calibration.md)."""
+    from kakusan.rbm.ais import CALIBRATION
+
+    if (runs, n_betas) == CALIBRATION["settings"]:
+        return CALIBRATION["status"]
+    return (f"Calibration: not measured at {runs} runs and {n_betas} β (only at the defaults, "
+            f"{CALIBRATION['settings'][0]} runs and {CALIBRATION['settings'][1]} β: {CALIBRATION['short']}); "
+            "fewer runs or βs give a less reliable error bar — watch the tail warning.")
 
 
 def _schedule(n: int):
