@@ -45,14 +45,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from kakusan.errors import KakusanError
-
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = ["kakusan", *(sys.argv[1:] if argv is None else argv)]  # recorded in each run's argv.json
     if not getattr(args, "run", None):
         parser.print_help()
         return 2
+    status = 1
+    try:
+        status = _run(args)
+        return status
+    finally:
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # leave torchrun's process group cleanly
+            from kakusan.runtime import finish_distributed
+
+            finish_distributed(barrier=status == 0)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from kakusan.errors import KakusanError
     from kakusan.train_state import Interrupted
 
     try:

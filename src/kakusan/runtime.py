@@ -114,3 +114,14 @@ def broadcast_text(text: str | None) -> str:
     buf = data if dist.get_rank() == 0 else torch.empty(int(size.item()), dtype=torch.uint8, device=device)
     dist.broadcast(buf, 0)
     return bytes(buf.cpu().tolist()).decode()
+
+
+def finish_distributed(barrier: bool = True) -> None:
+    """Leave the process group cleanly (a barrier when all went well, then destroy): a rank that exits with
+    gloo's threads still running aborts ("terminate called without an active exception")."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        if barrier:
+            dist.barrier()
+        dist.destroy_process_group()

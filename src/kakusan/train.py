@@ -201,6 +201,10 @@ def fit(model: torch.nn.Module, objective: Objective, data: Any, optimizer: torc
             loop.check_finite(config.steps)
             save(config.steps)
     _close(bar)
+    if size > 1:  # when fit returns, rank 0's checkpoint is written, on every rank
+        import torch.distributed as dist
+
+        dist.barrier()
     return result
 
 
