@@ -142,4 +142,27 @@ def estimate_nll(model, x: Tensor, k: int = 5000, cond: Tensor | None = None, ge
     return Estimate.of_mean(nll, method=f"IWAE k={k}", unit=unit)
 
 
-__all__ = ["CHUNK_BUDGET", "ELBOTerms", "auto_chunk", "estimate_nll", "importance_log_likelihood", "iwae_bound"]
+class ImportanceBounds:
+    """The importance-weighted bounds as methods, for any model with ``log_weights(x, k, cond, generator)``,
+    ``chunk_width`` and ``likelihood.unit`` (the VAE and the hierarchical VAE)."""
+
+    def iwae_bound(self, x: torch.Tensor, k: int, cond: torch.Tensor | None = None, generator: Seed = None,
+                   chunk: int | None = None) -> torch.Tensor:
+        """L_k(x) = log (1/k) Σ_i p(x, z_i)/q(z_i|x) per example, (n,) float64, chunked over k (no gradients)."""
+        return iwae_bound(self, x, k, cond, generator, chunk)
+
+    def importance_log_likelihood(self, x: torch.Tensor, k: int, cond: torch.Tensor | None = None,
+                                  generator: Seed = None, chunk: int | None = None) -> LogMeanExp:
+        """Per example: the estimate log ŵ_k of log p(x) with its delta-method s.e. and ESS (see ``bounds``)."""
+        return importance_log_likelihood(self, x, k, cond, generator, chunk)
+
+    def estimate_nll(self, x: torch.Tensor, k: int = 5000, cond: torch.Tensor | None = None,
+                     generator: Seed = None, *, batch_size: int = 100, chunk: int | None = None, unit: str | None = None) -> Estimate:
+        """The data set's NLL by importance sampling (mean over examples, s.e. across them); unit nats or
+        bits/dim (default: bits/dim for the discretised logistic, else nats)."""
+        unit = self.likelihood.unit if unit is None else unit
+        return estimate_nll(self, x, k, cond, generator, batch_size, chunk, unit)
+
+
+__all__ = ["CHUNK_BUDGET", "ELBOTerms", "ImportanceBounds", "auto_chunk", "estimate_nll", "importance_log_likelihood",
+           "iwae_bound"]

@@ -67,7 +67,6 @@ import torch
 from torch import nn
 
 from kakusan.errors import DataError, KakusanError, check_positive_int
-from kakusan.evaluate import Estimate, LogMeanExp
 from kakusan.registry import register_model
 from kakusan.runtime import Seed, make_generator
 from kakusan.vae import bounds
@@ -133,7 +132,7 @@ def _expand(q: DiagonalGaussian, k: int) -> DiagonalGaussian:
 
 
 @register_model
-class HVAE(nn.Module):
+class HVAE(bounds.ImportanceBounds, nn.Module):
     """A hierarchical VAE with Markov or ladder inference (see the module docstring); ``HVAE(HVAEConfig(...))``.
 
     API-compatible with :class:`~kakusan.vae.VAE`: ``elbo``, ``log_weights``, ``iwae_bound``,
@@ -343,23 +342,6 @@ class HVAE(nn.Module):
         for z, q, p in zip(zs, qs, ps):
             log_w = log_w - self._log_ratio_units(z, q, p).sum(-1)
         return log_w
-
-    def iwae_bound(self, x: Tensor, k: int, cond: Tensor | None = None, generator: Seed = None,
-                   chunk: int | None = None) -> Tensor:
-        """L_k(x) = log (1/k) Σ_i p(x, z^(i))/q(z^(i)|x) per example, (n,) float64, chunked over k (no gradients)."""
-        return bounds.iwae_bound(self, x, k, cond, generator, chunk)
-
-    def importance_log_likelihood(self, x: Tensor, k: int, cond: Tensor | None = None, generator: Seed = None,
-                                  chunk: int | None = None) -> LogMeanExp:
-        """Per example: the estimate log ŵ_k of log p(x) with its delta-method s.e. and ESS (see ``bounds``)."""
-        return bounds.importance_log_likelihood(self, x, k, cond, generator, chunk)
-
-    def estimate_nll(self, x: Tensor, k: int = 5000, cond: Tensor | None = None, generator: Seed = None, *,
-                     batch_size: int = 100, chunk: int | None = None, unit: str | None = None) -> Estimate:
-        """The data set's NLL by importance sampling (mean over examples, s.e. across them); unit nats or
-        bits/dim (default: bits/dim for the discretised logistic, else nats)."""
-        unit = self.likelihood.unit if unit is None else unit
-        return bounds.estimate_nll(self, x, k, cond, generator, batch_size, chunk, unit)
 
     @torch.no_grad()
     def exact_log_likelihood(self, x: Tensor, cond: Tensor | None = None) -> Tensor:

@@ -21,7 +21,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from kakusan.errors import DataError, KakusanError, check_positive_int
-from kakusan.evaluate import Estimate, LogMeanExp
 from kakusan.registry import register_model
 from kakusan.runtime import Seed, make_generator
 from kakusan.vae import bounds
@@ -56,7 +55,7 @@ class VAEConfig:
 
 
 @register_model
-class VAE(nn.Module):
+class VAE(bounds.ImportanceBounds, nn.Module):
     """A one-layer VAE (see the module docstring); ``VAE(VAEConfig(...))``.
 
     Shapes: x is (n, *data_shape) or flat (n, D); cond is (n,) integer labels in 0 … n_classes − 1;
@@ -196,23 +195,6 @@ class VAE(nn.Module):
         q = self._q(xf, c)
         z = q.sample(k, make_generator(generator, xf.device))  # (k, n, L)
         return self._log_px(xf, z, c) + self._prior_log_prob(z) - q.log_prob_units(z).sum(-1)
-
-    def iwae_bound(self, x: Tensor, k: int, cond: Tensor | None = None, generator: Seed = None,
-                   chunk: int | None = None) -> Tensor:
-        """L_k(x) = log (1/k) Σ_i p(x, z_i)/q(z_i|x) per example, (n,) float64, chunked over k (no gradients)."""
-        return bounds.iwae_bound(self, x, k, cond, generator, chunk)
-
-    def importance_log_likelihood(self, x: Tensor, k: int, cond: Tensor | None = None, generator: Seed = None,
-                                  chunk: int | None = None) -> LogMeanExp:
-        """Per example: the estimate log ŵ_k of log p(x) with its delta-method s.e. and ESS (see ``bounds``)."""
-        return bounds.importance_log_likelihood(self, x, k, cond, generator, chunk)
-
-    def estimate_nll(self, x: Tensor, k: int = 5000, cond: Tensor | None = None, generator: Seed = None, *,
-                     batch_size: int = 100, chunk: int | None = None, unit: str | None = None) -> Estimate:
-        """The data set's NLL by importance sampling (mean over examples, s.e. across them); unit nats or
-        bits/dim (default: bits/dim for the discretised logistic, else nats)."""
-        unit = self.likelihood.unit if unit is None else unit
-        return bounds.estimate_nll(self, x, k, cond, generator, batch_size, chunk, unit)
 
     @torch.no_grad()
     def exact_log_likelihood(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
