@@ -1,0 +1,218 @@
+"""The diffusion model: a denoiser network, its schedule and its target, in data space.
+
+``Diffusion(DiffusionConfig(...))`` holds the denoiser (:mod:`~kakusan.diffusion.nets` MLP, or the
+:mod:`~kakusan.diffusion.unet` UNet) and the schedule. The network works on x = (data − shift) / scale
+(images: data in [0, 1], shift = scale = ½, so x ∈ [−1, 1]); ``sample`` returns data space again and
+likelihoods add the log-Jacobian D·log(1/scale). ``levels`` = 256 marks 8-bit data: the VLB's decoder is
+then the discretised Gaussian and the probability-flow likelihood dequantises.
+
+Predictions: ``model(x_t, t, cond)`` is the raw network output; :meth:`Diffusion.predict` splits off the
+learned variance; :meth:`eps` / :meth:`x0` convert the prediction of ``target`` (eps, x0 or v) with the
+schedule's α(t), σ(t). :meth:`denoiser` gives the sampler contract ``(x, t, cond) -> ε̂`` with optional
+classifier-free guidance, which every sampler in :mod:`~kakusan.diffusion.samplers` takes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Literal
+
+import torch
+from torch import nn
+
+from kakusan.diffusion.nets import MLPDenoiser, MLPDenoiserConfig
+from kakusan.diffusion.process import Schedule, ScheduleConfig, Target, check_target, to_eps, to_x0
+from kakusan.errors import DataError, KakusanError, check_positive_int
+from kakusan.registry import register_model
+from kakusan.runtime import Seed, make_generator
+
+Tensor = torch.Tensor
+Denoiser = Callable[..., Tensor]
+
+
+@dataclass(frozen=True)
+class DiffusionConfig:
+    """A diffusion model's hyper-parameters.
+
+    data_shape : one example's shape: (D,) vectors, or (C, H, W) images.
+    schedule : :class:`~kakusan.diffusion.process.ScheduleConfig` (kind, T).
+    target : what the network predicts: ``"eps"``, ``"x0"`` or ``"v"``.
+    denoiser : ``MLPDenoiserConfig`` (vectors) or ``UNetConfig`` (images).
+    n_classes : > 0 makes a class-conditional model (label ``n_classes`` is the null class).
+    learn_variance : the network also outputs the reverse variances (interpolated between β̃_t and β_t).
+    shift, scale : data = shift + scale · x (the network sees x).
+    levels : 256 for 8-bit data on the grid k/255 (discretised decoder, dequantisation); 0 for continuous data.
+    """
+
+    data_shape: tuple[int, ...] = (2,)
+    schedule: ScheduleConfig = ScheduleConfig()
+    target: Target = "eps"
+    denoiser: Any = MLPDenoiserConfig()
+    n_classes: int = 0
+    learn_variance: bool = False
+    shift: float = 0.0
+    scale: float = 1.0
+    levels: int = 0
+
+
+def build_denoiser(config: DiffusionConfig) -> nn.Module:
+    out_mult = 2 if config.learn_variance else 1
+    args = (tuple(config.data_shape), config.schedule.T, config.n_classes, out_mult)
+    if isinstance(config.denoiser, MLPDenoiserConfig):
+        return MLPDenoiser(config.denoiser, *args)
+    from kakusan.diffusion.unet import UNet, UNetConfig
+
+    if isinstance(config.denoiser, UNetConfig):
+        return UNet(config.denoiser, *args)
+    raise KakusanError(f"unknown denoiser config {type(config.denoiser).__name__}: use MLPDenoiserConfig or "
+                       "UNetConfig")
+
+
+@register_model
+class Diffusion(nn.Module):
+    """A denoising diffusion model (module docstring); ``Diffusion(DiffusionConfig(...))``."""
+
+    def __init__(self, config: DiffusionConfig = DiffusionConfig()):
+        super().__init__()
+        shape = tuple(config.data_shape)
+        if not shape or not all(isinstance(s, int) and s > 0 for s in shape):
+            raise KakusanError(f"data_shape must be a tuple of positive sizes, got {config.data_shape!r}")
+        check_target(config.target)
+        check_positive_int(config.n_classes, "n_classes", low=0)
+        if not config.scale > 0:
+            raise KakusanError(f"scale must be positive, got {config.scale}")
+        self.config, self.data_shape, self.n_features = config, shape, math.prod(shape)
+        self.schedule = Schedule(config.schedule)
+        self.target, self.n_classes = config.target, config.n_classes
+        self.image_shape: tuple[int, ...] | None = shape if len(shape) >= 2 else None
+        self.net = build_denoiser(config)
+
+    @classmethod
+    def from_config(cls, config: DiffusionConfig) -> "Diffusion":
+        return cls(config)
+
+    def _device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def _dtype(self) -> torch.dtype:
+        return next(self.parameters()).dtype
+
+    def gflop_per_example(self) -> float:
+        """GFLOP of one denoiser evaluation on one example (multiply-adds × 2)."""
+        return self.net.gflop_per_example()
+
+    # -- data space --------------------------------------------------------------------------------------
+
+    def check_x(self, x: Tensor) -> Tensor:
+        """x (n, *data_shape) as a tensor on the model's device and dtype; a one-line error otherwise."""
+        if not isinstance(x, Tensor):
+            raise DataError(f"x must be a tensor of shape (n, {', '.join(map(str, self.data_shape))}), got "
+                            f"{type(x).__name__}")
+        if x.ndim < 1 or tuple(x.shape[1:]) != self.data_shape:
+            if x.ndim >= 1 and x.shape[1:].numel() == self.n_features:
+                x = x.reshape(len(x), *self.data_shape)
+            else:
+                raise DataError(f"x must have shape (n, {', '.join(map(str, self.data_shape))}), got "
+                                f"{tuple(x.shape)}")
+        return x.to(self._device(), self._dtype())
+
+    def to_model(self, data: Tensor) -> Tensor:
+        """Data → the network's space x = (data − shift) / scale."""
+        return (self.check_x(data) - self.config.shift) / self.config.scale
+
+    def to_data(self, x: Tensor) -> Tensor:
+        return self.config.shift + self.config.scale * x
+
+    def log_jacobian(self) -> float:
+        """log |d x / d data| per example = −D log scale (added to log-likelihoods computed on x)."""
+        return -self.n_features * math.log(self.config.scale)
+
+    def check_cond(self, cond: Tensor | None, n: int, allow_null: bool = True) -> Tensor | None:
+        """(n,) integer labels on the model's device; the null label n_classes is allowed when ``allow_null``."""
+        if self.n_classes == 0:
+            if cond is not None:
+                raise KakusanError("this diffusion model is not conditional (n_classes=0): leave the labels out")
+            return None
+        if cond is None:
+            return None  # the null class: the unconditional model
+        cond = torch.as_tensor(cond, device=self._device())
+        if cond.ndim == 0:
+            cond = cond.expand(n)
+        if cond.shape != (n,) or cond.is_floating_point() or cond.dtype == torch.bool:
+            raise DataError(f"labels must be integers of shape ({n},), got {cond.dtype} {tuple(cond.shape)}")
+        top = self.n_classes if allow_null else self.n_classes - 1
+        if n and not (0 <= int(cond.min()) and int(cond.max()) <= top):
+            raise DataError(f"labels must lie in 0..{self.n_classes - 1}, found {int(cond.min())}..{int(cond.max())}")
+        return cond.long()
+
+    # -- predictions -------------------------------------------------------------------------------------
+
+    def _times(self, t, n: int) -> Tensor:
+        t = torch.as_tensor(t, dtype=torch.float64)
+        return (t.expand(n) if t.ndim == 0 else t.reshape(n)).cpu()
+
+    def alpha_sigma(self, t, like: Tensor) -> tuple[Tensor, Tensor]:
+        """α(t), σ(t) as (n,) tensors in ``like``'s dtype and device."""
+        a, s = self.schedule.alpha_sigma(self._times(t, len(like)))
+        return a.to(like.device, like.dtype), s.to(like.device, like.dtype)
+
+    def forward(self, x_t: Tensor, t: Tensor, cond: Tensor | None = None) -> Tensor:
+        """The raw network output at x_t (n, *shape), times t (n,) float."""
+        t = torch.as_tensor(t, dtype=torch.float32, device=x_t.device)
+        return self.net(x_t, t.expand(len(x_t)) if t.ndim == 0 else t, cond)
+
+    def predict(self, x_t: Tensor, t, cond: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        """(prediction of the target, variance interpolation v ∈ (0, 1) per pixel or None)."""
+        out = self(x_t, self._times(t, len(x_t)), cond)
+        if not self.config.learn_variance:
+            return out, None
+        pred, v = out.chunk(2, dim=1)
+        return pred, torch.sigmoid(v)
+
+    def eps(self, x_t: Tensor, t, cond: Tensor | None = None) -> Tensor:
+        """ε̂(x_t, t)."""
+        a, s = self.alpha_sigma(t, x_t)
+        return to_eps(self.predict(x_t, t, cond)[0], self.target, x_t, a, s)
+
+    def x0(self, x_t: Tensor, t, cond: Tensor | None = None) -> Tensor:
+        """x̂_0(x_t, t)."""
+        a, s = self.alpha_sigma(t, x_t)
+        return to_x0(self.predict(x_t, t, cond)[0], self.target, x_t, a, s)
+
+    def denoiser(self, guidance: float = 1.0) -> Denoiser:
+        """The sampler contract ``(x, t, cond) -> ε̂``; with labels and ``guidance`` w ≠ 1, classifier-free
+        guidance ε̃ = ε̂(x, ∅) + w (ε̂(x, y) − ε̂(x, ∅)) (w = 0: unconditional, 1: conditional)."""
+        if guidance == 1.0 or self.n_classes == 0:
+            return self.eps
+        from kakusan.diffusion.guidance import classifier_free
+
+        return classifier_free(self.eps, guidance, self.n_classes)
+
+    # -- drawing -----------------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: Seed = None, sampler: str = "dpm++2m", steps: int = 20,
+               labels: Tensor | int | None = None, guidance: float = 1.0, callback=None,
+               x_T: Tensor | None = None) -> Tensor:
+        """n samples in data space (images (n, C, H, W) in [0, 1] for 8-bit data): ``sampler`` (ddpm, ddim,
+        dpm++2m, heun) over ``steps`` steps. A conditional model takes ``labels`` ((n,) or one int), or draws
+        them uniformly; ``guidance`` w is classifier-free guidance (1: none)."""
+        from kakusan.diffusion.samplers import get_sampler
+
+        check_positive_int(n, "n")
+        run = get_sampler(sampler)
+        g = make_generator(generator, self._device())
+        if self.n_classes and labels is None:
+            labels = torch.randint(0, self.n_classes, (n,), generator=g, device=self._device())
+        cond = self.check_cond(labels, n, allow_null=False) if labels is not None else None
+        if x_T is None:
+            x_T = torch.randn((n, *self.data_shape), generator=g, device=self._device(), dtype=self._dtype())
+        x = run(self.denoiser(guidance), x_T, self.schedule, steps, g, cond=cond, callback=callback)
+        data = self.to_data(x)
+        if self.config.levels:
+            data = data.clamp(0, 1)
+        return data
+
+
+__all__ = ["Diffusion", "DiffusionConfig", "build_denoiser"]
