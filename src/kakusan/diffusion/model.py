@@ -35,7 +35,7 @@ Denoiser = Callable[..., Tensor]
 class DiffusionConfig:
     """A diffusion model's hyper-parameters.
 
-    data_shape : one example's shape: (D,) vectors, or (C, H, W) images.
+    data_shape : one example's shape: (D,) vectors, (H, W) gray images or (C, H, W) images.
     schedule : :class:`~kakusan.diffusion.process.ScheduleConfig` (kind, T).
     target : what the network predicts: ``"eps"``, ``"x0"`` or ``"v"``.
     denoiser : ``MLPDenoiserConfig`` (vectors) or ``UNetConfig`` (images).
@@ -56,9 +56,14 @@ class DiffusionConfig:
     levels: int = 0
 
 
+def net_shape(data_shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The shape the network sees: gray images (H, W) get a channel, (1, H, W); others as they are."""
+    return (1, *data_shape) if len(data_shape) == 2 else tuple(data_shape)
+
+
 def build_denoiser(config: DiffusionConfig) -> nn.Module:
     out_mult = 2 if config.learn_variance else 1
-    args = (tuple(config.data_shape), config.schedule.T, config.n_classes, out_mult)
+    args = (net_shape(tuple(config.data_shape)), config.schedule.T, config.n_classes, out_mult)
     if isinstance(config.denoiser, MLPDenoiserConfig):
         return MLPDenoiser(config.denoiser, *args)
     from kakusan.diffusion.unet import UNet, UNetConfig
@@ -87,6 +92,7 @@ class Diffusion(nn.Module):
         self.target, self.n_classes = config.target, config.n_classes
         self.image_shape: tuple[int, ...] | None = shape if len(shape) >= 2 else None
         self.net = build_denoiser(config)
+        self._net_shape = net_shape(shape)
 
     @classmethod
     def from_config(cls, config: DiffusionConfig) -> "Diffusion":
@@ -158,17 +164,19 @@ class Diffusion(nn.Module):
         return a.to(like.device, like.dtype), s.to(like.device, like.dtype)
 
     def forward(self, x_t: Tensor, t: Tensor, cond: Tensor | None = None) -> Tensor:
-        """The raw network output at x_t (n, *shape), times t (n,) float."""
+        """The raw network output at x_t (n, *shape), times t (n,) float: (n, out_mult, *shape) — the prediction,
+        then (with learned variances) the variance logits."""
         t = torch.as_tensor(t, dtype=torch.float32, device=x_t.device)
-        return self.net(x_t, t.expand(len(x_t)) if t.ndim == 0 else t, cond)
+        n = len(x_t)
+        out = self.net(x_t.reshape(n, *self._net_shape), t.expand(n) if t.ndim == 0 else t, cond)
+        return out.reshape(n, -1, *self.data_shape)
 
     def predict(self, x_t: Tensor, t, cond: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
         """(prediction of the target, variance interpolation v ∈ (0, 1) per pixel or None)."""
         out = self(x_t, self._times(t, len(x_t)), cond)
         if not self.config.learn_variance:
-            return out, None
-        pred, v = out.chunk(2, dim=1)
-        return pred, torch.sigmoid(v)
+            return out[:, 0], None
+        return out[:, 0], torch.sigmoid(out[:, 1])
 
     def eps(self, x_t: Tensor, t, cond: Tensor | None = None) -> Tensor:
         """ε̂(x_t, t)."""
