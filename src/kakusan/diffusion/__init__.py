@@ -10,6 +10,8 @@ Modules: :mod:`~kakusan.diffusion.process` (schedules, log-SNR, ε/x0/v/score co
 from kakusan.diffusion.process import (Schedule, ScheduleConfig, convert, eps_to_score, q_sample, to_eps, to_v,
                                        to_x0)
 from kakusan.diffusion.truth import MixtureTruth
+from kakusan.diffusion.nets import MLPDenoiserConfig
+from kakusan.diffusion.model import Diffusion, DiffusionConfig
 
 __all__ = ["Schedule", "ScheduleConfig", "convert", "eps_to_score", "q_sample", "to_eps", "to_v", "to_x0",
-           "MixtureTruth"]
+           "MixtureTruth", "MLPDenoiserConfig", "Diffusion", "DiffusionConfig"]

@@ -188,14 +188,34 @@ class Diffusion(nn.Module):
         a, s = self.alpha_sigma(t, x_t)
         return to_x0(self.predict(x_t, t, cond)[0], self.target, x_t, a, s)
 
-    def denoiser(self, guidance: float = 1.0) -> Denoiser:
+    def denoiser(self, guidance: float = 1.0, clip_x0: bool | None = None) -> Denoiser:
         """The sampler contract ``(x, t, cond) -> ε̂``; with labels and ``guidance`` w ≠ 1, classifier-free
-        guidance ε̃ = ε̂(x, ∅) + w (ε̂(x, y) − ε̂(x, ∅)) (w = 0: unconditional, 1: conditional)."""
-        if guidance == 1.0 or self.n_classes == 0:
-            return self.eps
-        from kakusan.diffusion.guidance import classifier_free
+        guidance ε̃ = ε̂(x, ∅) + w (ε̂(x, y) − ε̂(x, ∅)) (w = 0: unconditional, 1: conditional).
 
-        return classifier_free(self.eps, guidance, self.n_classes)
+        ``clip_x0`` (default: on for images, whose x lies in [−1, 1]) clips x̂_0 = (x − σ ε̃)/α to [−1, 1] and
+        returns the ε̂ that goes with it (Ho et al.'s "clip_denoised"). Near t = T, α is tiny (5·10⁻⁵ for the
+        cosine schedule), so x̂_0 amplifies any error of ε̂ by 1/α; every sampler's first steps multiply x̂_0 by
+        α_{t'}, and without the clip an ε-model's small errors there become visible blow-ups.
+        """
+        eps = self.eps
+        if guidance != 1.0 and self.n_classes:
+            from kakusan.diffusion.guidance import classifier_free
+
+            eps = classifier_free(self.eps, guidance, self.n_classes)
+        if clip_x0 is None:
+            clip_x0 = bool(self.config.levels)
+        if not clip_x0:
+            return eps
+
+        def clipped(x: Tensor, t, cond: Tensor | None = None) -> Tensor:
+            a, s = self.alpha_sigma(t, x)
+            shape = (-1,) + (1,) * (x.ndim - 1)
+            a, s = a.reshape(shape), s.reshape(shape)
+            e = eps(x, t, cond)
+            x0 = ((x - s * e) / a).clamp(-1, 1)
+            return (x - a * x0) / s
+
+        return clipped
 
     # -- drawing -----------------------------------------------------------------------------------------
 

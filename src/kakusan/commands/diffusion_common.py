@@ -1,0 +1,103 @@
+"""What ``kakusan diffusion train|sample|evaluate`` share: the data recipe and reading a run.
+
+The recipe (:class:`DiffusionDataSpec`, saved in a run's ``config.json``) keeps data in data space:
+
+- images on a grid k/(K − 1) in [0, 1] (8-bit MNIST and Fashion-MNIST: K = 256; scikit-learn's digits: K = 17)
+  stay as they are, (n, H, W); the model sees x = 2·data − 1 ∈ [−1, 1] (shift = scale = ½) and knows the grid
+  (``levels`` = K) for the discretised decoder, dequantisation and bits/dim;
+- anything else (vectors (n, D), off-grid images) is continuous: one shift (the mean) and one scale (the standard
+  deviation) over all values, so the model sees unit-scale data; likelihoods come back in nats per example of the
+  data as given (the Jacobian −D log scale is added).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+
+Tensor = torch.Tensor
+LEVELS = (256, 17, 2)  # grids k/(K−1) recognised as discrete images: 8-bit, 4-bit (digits), binary
+
+
+@dataclass(frozen=True)
+class DiffusionDataSpec:
+    """Which data; ``conditional`` keeps the class labels."""
+
+    data: str = "digits"
+    conditional: bool = False
+
+
+class DiffusionData(NamedTuple):
+    train: Tensor
+    train_labels: Tensor | None
+    test: Tensor
+    test_labels: Tensor | None
+    shape: tuple[int, ...]
+    split: str  # "test", or "train" when the data have no test split
+    class_names: tuple[str, ...]
+    levels: int  # K of the grid, or 0 for continuous data
+    shift: float
+    scale: float
+    n_classes: int
+
+
+def _on_grid(x: Tensor, levels: int) -> bool:
+    k = x.double() * (levels - 1)
+    return bool(((x >= 0) & (x <= 1)).all()) and bool(((k - k.round()).abs() < 1e-3).all())
+
+
+def _error(name: str, message: str):
+    from kakusan.errors import DataError
+
+    return DataError(f"--data {name}: {message}")
+
+
+def prepare_data(spec: DiffusionDataSpec) -> DiffusionData:
+    """Load ``spec.data`` (digits, mnist, fashion-mnist or a .npy/.npz/IDX file) and apply the recipe."""
+    from kakusan.data import load
+
+    ds = load(spec.data)
+    x = ds.x_train.to(torch.float32)
+    if x.ndim < 2 or len(x) < 2:
+        raise _error(spec.data, f"a diffusion model needs examples of shape (n, D) or (n, H, W), got {tuple(x.shape)}")
+    if not bool(torch.isfinite(x).all()):
+        raise _error(spec.data, "the data hold NaN or infinite values: clean them first")
+    has_test = ds.x_test is not None and len(ds.x_test) > 0
+    test = ds.x_test.to(torch.float32) if has_test else x
+    test_labels = ds.y_test if has_test else ds.y_train
+    both = torch.cat([x.reshape(-1), test.reshape(-1)])
+    levels = next((k for k in LEVELS if _on_grid(both, k)), 0) if x.ndim >= 3 else 0
+    if levels:
+        shift = scale = 0.5
+    else:
+        shift, scale = float(x.mean()), float(x.std())
+        if not scale > 0:
+            raise _error(spec.data, "the data are constant: there is nothing to model")
+    n_classes = 0
+    if spec.conditional:
+        if ds.y_train is None:
+            raise _error(spec.data, "--conditional needs class labels, and these data have none: leave it out")
+        n_classes = int(ds.y_train.max()) + 1
+        if ds.class_names:
+            n_classes = max(n_classes, len(ds.class_names))
+    return DiffusionData(x, ds.y_train, test, test_labels, tuple(x.shape[1:]), "test" if has_test else "train",
+                         tuple(ds.class_names or ()), levels, shift, scale, n_classes)
+
+
+def read_config(run: str | Path) -> dict:
+    """A diffusion run's ``config.json``; a one-line error if it is not one."""
+    from kakusan.errors import KakusanError
+
+    path = Path(run) / "config.json"
+    if not path.exists():
+        raise KakusanError(f"{run} is not a run directory (no config.json): give the folder `kakusan diffusion "
+                           "train` wrote")
+    config = json.loads(path.read_text())
+    if config.get("command") != "diffusion train":
+        raise KakusanError(f"{run} was written by `kakusan {config.get('command', '?')}`, not `kakusan diffusion "
+                           "train`")
+    return config

@@ -1,0 +1,260 @@
+"""``kakusan diffusion train``: build a diffusion model, its data and its loss, and train it through ``train.fit``.
+
+Adam with a linear warm-up then a cosine decay, EMA weights (used for sampling and evaluation by default), an
+evaluation hook (the test L_simple at fixed times and noise, raw and EMA weights), and the one training
+checkpoint, so ``--resume`` continues bit-exactly. The run directory gets ``config.json``, ``checkpoints/model``
+(final weights with their EMA average: what ``kakusan.load`` and ``kakusan sample`` read), figures (samples,
+the forward process, training curves) and ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from kakusan.commands.diffusion_common import DiffusionData, DiffusionDataSpec, prepare_data
+
+Tensor = torch.Tensor
+EVAL_ROWS = 512  # test examples in the evaluation hook's L_simple
+
+
+@dataclass(frozen=True)
+class DiffusionTrainSettings:
+    """The training side of a run (the model's own config is saved beside it)."""
+
+    loss: str = "simple"  # simple | vlb | hybrid
+    t_sampling: str = "uniform"  # uniform | importance
+    cond_drop: float = 0.1
+    epochs: int = 20
+    batch_size: int = 128
+    lr: float = 1e-3
+    warmup: int = 100  # LR warm-up steps
+    schedule: str = "cosine"  # LR schedule after warm-up
+    ema: float = 0.999
+    grad_clip: float | None = 1.0
+    eval_every: int = 0  # steps; 0: each epoch; < 0: never
+    checkpoint_every: int = 0
+    seed: int = 0
+
+
+# ---------------------------------------------------------------- build
+
+
+def _sizes(text: str | None) -> tuple[int, ...] | None:
+    return None if text is None else tuple(int(s) for s in str(text).split(",") if s.strip())
+
+
+def denoiser_config(args: argparse.Namespace, data: DiffusionData):
+    from kakusan.diffusion.nets import MLPDenoiserConfig
+    from kakusan.errors import KakusanError
+
+    kind = args.denoiser or ("unet" if len(data.shape) >= 2 else "mlp")
+    if kind == "mlp":
+        width = args.hidden or 256
+        return MLPDenoiserConfig(hidden=width, depth=args.depth or 3)
+    if len(data.shape) < 2:
+        raise KakusanError(f"--denoiser unet needs images, and these data are vectors of shape {data.shape}: use "
+                           "--denoiser mlp")
+    from kakusan.diffusion.unet import UNetConfig
+
+    config = UNetConfig()
+    if args.channels:
+        config = dataclasses.replace(config, channels=tuple(args.channels))
+    return config
+
+
+def build_model(args: argparse.Namespace, data: DiffusionData):
+    """The model the options name, initialised from ``args.seed`` (torch's global RNG is left as it was)."""
+    from kakusan.diffusion import Diffusion, DiffusionConfig, ScheduleConfig
+
+    learn_variance = args.loss in ("vlb", "hybrid")
+    schedule = args.schedule or ("cosine" if data.levels else "linear")
+    target = args.target or ("eps" if data.levels else "v")
+    config = DiffusionConfig(data.shape, ScheduleConfig(schedule, args.T), target,
+                             denoiser_config(args, data), data.n_classes, learn_variance, data.shift, data.scale,
+                             data.levels)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(args.seed)
+        return Diffusion(config)
+
+
+def build_objective(settings: DiffusionTrainSettings):
+    from kakusan.diffusion.objectives import DiffusionLoss
+
+    return DiffusionLoss(settings.loss, t_sampling=settings.t_sampling, cond_drop=settings.cond_drop)
+
+
+def settings_from(args: argparse.Namespace, n_train: int) -> DiffusionTrainSettings:
+    from kakusan.errors import KakusanError
+
+    for name in ("epochs", "batch_size"):
+        if getattr(args, name) < 1:
+            raise KakusanError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)}")
+    if not args.lr > 0:
+        raise KakusanError(f"--lr must be positive, got {args.lr}")
+    if not 0 <= args.ema < 1:
+        raise KakusanError(f"--ema must be a decay in [0, 1) (0: none), got {args.ema}")
+    if not 0 <= args.cond_drop < 1:
+        raise KakusanError(f"--cond-drop must be a probability in [0, 1), got {args.cond_drop}")
+    if args.t_sampling == "importance" and args.loss != "vlb":
+        raise KakusanError("--t-sampling importance applies to --loss vlb only")
+    if args.warmup < 0:
+        raise KakusanError(f"--warmup must be a non-negative number of steps, got {args.warmup}")
+    from kakusan.data.batches import steps_per_epoch
+
+    warmup = min(args.warmup, args.epochs * steps_per_epoch(n_train, args.batch_size) // 5)  # short runs warm up less
+    return DiffusionTrainSettings(args.loss, args.t_sampling, args.cond_drop, args.epochs, args.batch_size, args.lr,
+                                  warmup, args.lr_schedule, args.ema, args.grad_clip, args.eval_every,
+                                  args.checkpoint_every, args.seed)
+
+
+def _batches(data: DiffusionData, conditional: bool):
+    return (data.train, data.train_labels.long()) if conditional else data.train
+
+
+# ---------------------------------------------------------------- train
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from kakusan.checkpoint import save_model
+    from kakusan.data.batches import steps_per_epoch
+    from kakusan.optim.schedules import make_scheduler
+    from kakusan.registry import config_to_json
+    from kakusan.report.run_dir import RunDir
+    from kakusan.runtime import pick_device, set_threads
+    from kakusan.train import Hook, TrainConfig, fit
+
+    set_threads()
+    device = pick_device(args.device)
+    if args.resume:
+        model, spec, settings, run_dir = _resumed(args)
+        data = prepare_data(spec)
+    else:
+        spec = DiffusionDataSpec(args.data, args.conditional)
+        data = prepare_data(spec)
+        settings = settings_from(args, len(data.train))
+        model = build_model(args, data)
+        run_dir = RunDir.create("diffusion-train", args.run_dir, args.runs_root)
+        run_dir.write_config({"command": "diffusion train", "class": type(model).__name__,
+                              "module": type(model).__module__, "model": config_to_json(model.config),
+                              "data": dataclasses.asdict(spec), "train": dataclasses.asdict(settings),
+                              "shape": list(data.shape), "split": data.split,
+                              "gflop_per_example": model.gflop_per_example()}, argv=args.argv)
+    model = model.to(device)
+    per_epoch = steps_per_epoch(len(data.train), settings.batch_size)
+    total = settings.epochs * per_epoch
+    optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
+    evaluator = _Evaluator(model, data, device)
+    hooks = [] if settings.eval_every < 0 else [Hook(settings.eval_every or per_epoch, evaluator)]
+    config = TrainConfig(steps=total, batch_size=settings.batch_size, log_every=min(per_epoch, 50),
+                         checkpoint_every=settings.checkpoint_every, grad_clip=settings.grad_clip,
+                         ema_decays=(settings.ema,) if settings.ema else (), seed=settings.seed,
+                         desc=f"diffusion {settings.loss}")
+    batches = _batches(data, spec.conditional)
+    batches = tuple(b.to(device) for b in batches) if isinstance(batches, tuple) else batches.to(device)
+    print(f"training a {model.gflop_per_example():.3f}-GFLOP/example {type(model.net).__name__} on "
+          f"{len(data.train)} examples of {'×'.join(map(str, data.shape))} for {total} steps", flush=True)
+    result = fit(model, build_objective(settings), batches, optimizer, config, run=run_dir,
+                 scheduler=make_scheduler(optimizer, settings.schedule, total, warmup=settings.warmup), hooks=hooks)
+    extra = result.ema.parts() if result.ema is not None else None
+    save_model(run_dir.checkpoints, model, name="model", meta={"step": total}, extra_parts=extra)
+    final = copy.deepcopy(model).eval()
+    if result.ema is not None:
+        result.ema.copy_to(final)
+    summary = train_figures(final, data, run_dir, per_epoch, settings.seed)
+    summary.update(steps=total, resumed_from=result.resumed_from, train_seconds=result.seconds,
+                   weights="ema" if result.ema is not None else "model", gflop_per_example=model.gflop_per_example())
+    run_dir.write_json("summary.json", summary)
+    print(f"trained {type(model).__name__} ({'×'.join(map(str, data.shape))}, {settings.loss} loss, target "
+          f"{model.target}) for {total} steps in {result.seconds:.1f} s; test L_simple {summary['test_mse']:.4f} "
+          f"({summary['weights']} weights); run: {run_dir.path}")
+    return 0
+
+
+def _resumed(args: argparse.Namespace):
+    """(model, data spec, settings, run) of the run in --run-dir from its config.json; --epochs may extend it."""
+    from kakusan.checkpoint import exists
+    from kakusan.commands.diffusion_common import read_config
+    from kakusan.errors import KakusanError
+    from kakusan.registry import build_model as rebuild
+    from kakusan.report.run_dir import RunDir
+
+    if args.run_dir is None or not exists(Path(args.run_dir) / "checkpoints", "last"):
+        raise KakusanError("--resume needs --run-dir pointing at a run with a training checkpoint (checkpoints/last)")
+    config = read_config(args.run_dir)
+    settings = DiffusionTrainSettings(**config["train"])
+    if args.epochs_given and args.epochs != settings.epochs:
+        if args.epochs < settings.epochs:
+            raise KakusanError(f"--epochs {args.epochs} is fewer than the run's {settings.epochs}: resume only extends "
+                               "a run")
+        settings = dataclasses.replace(settings, epochs=args.epochs)
+        config["train"] = dataclasses.asdict(settings)
+        RunDir(Path(args.run_dir)).write_json("config.json", config)
+    model = rebuild(config["class"], config["model"], config.get("module"))  # weights come from the checkpoint
+    return model, DiffusionDataSpec(**config["data"]), settings, RunDir(Path(args.run_dir))
+
+
+def test_mse(model, x: Tensor, labels: Tensor | None, seed: int) -> float:
+    """L_simple = E‖ε − ε̂‖²/D on ``x`` at times and noise drawn from ``seed`` (the same for every call)."""
+    from kakusan.diffusion.process import q_sample
+
+    g = torch.Generator().manual_seed(seed)
+    x0 = model.to_model(x)
+    t = torch.randint(1, model.schedule.T + 1, (len(x0),), generator=g).to(torch.float64)
+    eps = torch.randn(x0.shape, generator=g).to(x0)
+    a, s = model.alpha_sigma(t, x0)
+    cond = None if labels is None else labels.to(x0.device).long()
+    with torch.no_grad():
+        err = (model.eps(q_sample(x0, a, s, eps), t, cond) - eps) ** 2
+    return float(err.mean())
+
+
+class _Evaluator:
+    """The evaluation hook: the test L_simple of the raw and the EMA weights (same times and noise every call)."""
+
+    def __init__(self, model, data: DiffusionData, device):
+        self.x = data.test[:EVAL_ROWS].to(device)
+        self.labels = data.test_labels[:EVAL_ROWS] if model.n_classes else None
+        self.shadow = copy.deepcopy(model)
+
+    def __call__(self, ctx) -> dict:
+        t0 = time.perf_counter()
+        record = {"eval": True, "test_mse": test_mse(ctx.model, self.x, self.labels, 0)}
+        if ctx.ema is not None:
+            ctx.ema.copy_to(self.shadow)
+            self.shadow.eval()
+            record["test_mse_ema"] = test_mse(self.shadow, self.x, self.labels, 0)
+        record["seconds"] = time.perf_counter() - t0
+        return record
+
+
+# ---------------------------------------------------------------- figures
+
+
+def train_figures(model, data: DiffusionData, run_dir, per_epoch: int, seed: int) -> dict:
+    """Figures of the trained (EMA) model: samples (per class when conditional), the forward process, training
+    curves; returns the numbers they show."""
+    from kakusan.report import diffusion as report
+    from kakusan.runtime import make_generator
+
+    device = next(model.parameters()).device
+    records = run_dir.read_metrics()
+    report.training_figure([r for r in records if r.get("eval")], [r for r in records if "loss" in r],
+                           run_dir.figures / "training.png", steps_per_epoch=per_epoch)
+    if model.image_shape is not None:
+        labels = torch.arange(64, device=device) % model.n_classes if model.n_classes else None
+        samples = model.sample(64, make_generator(seed + 2, device), labels=labels).cpu()
+        report.samples_figure(samples, run_dir.figures / "samples.png")
+        report.forward_process_figure(model, data.test[:1].to(device), run_dir.figures / "forward_process.png",
+                                      generator=make_generator(seed + 3, device))
+    else:
+        samples = model.sample(2000, make_generator(seed + 2, device)).cpu()
+        report.scatter_figure(data.test[:2000], samples, run_dir.figures / "samples.png")
+    x = data.test[:EVAL_ROWS].to(device)
+    return {"test_mse": test_mse(model, x, data.test_labels[:EVAL_ROWS] if model.n_classes else None, 0)}

@@ -1,0 +1,128 @@
+"""Figures of a diffusion model: samples, the forward process on an image, samples by sampler and number of steps,
+bits/dim against t, FD against the number of network evaluations, training curves.
+
+The report layer sits on top of the models: these functions take a model (the ``Diffusion`` API) or plain
+numbers, and never the reverse.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from kakusan.report.figures import _save, image_grid, line_plot, plt
+
+Tensor = torch.Tensor
+
+
+def _gray(images: Tensor) -> Tensor:
+    """(n, H, W), (n, 1, H, W) → (n, H, W); colour (n, 3, H, W) stays."""
+    return images[:, 0] if images.ndim == 4 and images.shape[1] == 1 else images
+
+
+def samples_figure(samples: Tensor, path: str | Path, nrow: int | None = None) -> Path:
+    """Image samples in data space ([0, 1]) as one grid."""
+    images = _gray(samples.detach().float().cpu())
+    return image_grid(images, path, nrow=nrow or math.ceil(math.sqrt(len(images))), value_range=(0.0, 1.0))
+
+
+def scatter_figure(data: Tensor, samples: Tensor, path: str | Path, title: str | None = None) -> Path:
+    """2-D (first two coordinates) scatter of data and model samples side by side."""
+    fig, axes = plt.subplots(1, 2, figsize=(7.5, 3.6), dpi=110, sharex=True, sharey=True, layout="constrained")
+    for ax, x, name in zip(axes, (data, samples), ("data", "samples")):
+        x = x.detach().float().cpu().reshape(len(x), -1).numpy()
+        ax.scatter(x[:, 0], x[:, 1] if x.shape[1] > 1 else np.zeros(len(x)), s=2, alpha=0.4)
+        ax.set_title(name)
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
+
+
+@torch.no_grad()
+def forward_process_figure(model, image: Tensor, path: str | Path, generator=None, n_cols: int = 8) -> Path:
+    """One image x_0 (data space) noised by q(x_t | x_0) at ``n_cols`` times from 0 to T (same ε), with the
+    model's x̂_0 below each: the forward process and what the denoiser recovers."""
+    from kakusan.diffusion.process import q_sample
+
+    T = model.schedule.T
+    times = torch.linspace(0, T, n_cols).round()
+    x0 = model.to_model(image[:1]).expand(n_cols, *model.data_shape)
+    eps = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+    a, s = model.alpha_sigma(times, x0)
+    xt = q_sample(x0, a, s, eps)
+    x0_hat = model.x0(xt, times.clamp(min=1))
+    x0_hat[0] = x0[0]
+    rows = torch.cat([model.to_data(xt), model.to_data(x0_hat)]).clamp(0, 1).cpu()
+    fig, axes = plt.subplots(2, n_cols, figsize=(1.3 * n_cols, 3.0), dpi=110, layout="constrained")
+    for j in range(n_cols):
+        for i in range(2):
+            ax = axes[i, j]
+            img = _gray(rows[i * n_cols + j : i * n_cols + j + 1])[0]
+            ax.imshow(img.numpy() if img.ndim == 2 else img.permute(1, 2, 0).numpy(), cmap="gray", vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        axes[0, j].set_title(f"t = {int(times[j])}", fontsize=8)
+    axes[0, 0].set_ylabel("x_t", fontsize=8)
+    axes[1, 0].set_ylabel("x̂_0(x_t)", fontsize=8)
+    return _save(fig, path)
+
+
+def sampler_grid_figure(samples: Mapping[str, Mapping[int, Tensor]], path: str | Path, n_show: int = 8) -> Path:
+    """Samples by sampler (rows) and number of steps (columns; ``n_show`` images each, same x_T)."""
+    names = list(samples)
+    steps = sorted({s for v in samples.values() for s in v})
+    fig, axes = plt.subplots(len(names), len(steps), figsize=(1.9 * len(steps), 1.9 * len(names) * 0.55 + 0.4),
+                             dpi=110, layout="constrained", squeeze=False)
+    from kakusan.report.figures import tile_images
+
+    for i, name in enumerate(names):
+        for j, s in enumerate(steps):
+            ax = axes[i, j]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if s in samples[name]:
+                imgs = _gray(samples[name][s][:n_show].float().cpu()).clamp(0, 1).numpy()
+                ax.imshow(tile_images(imgs, nrow=n_show // 2 or 1), cmap="gray", vmin=0, vmax=1)
+            if i == 0:
+                ax.set_title(f"{s} steps", fontsize=8)
+            if j == 0:
+                ax.set_ylabel(name, fontsize=8)
+    return _save(fig, path)
+
+
+def terms_figure(t: Sequence[float], bits: Sequence[float], path: str | Path, title: str | None = None) -> Path:
+    """The VLB's terms L_{t−1} (bits/dim) against t: where the bound spends its bits."""
+    return line_plot({"L_t (bits/dim)": bits}, path, x=t, xlabel="t", ylabel="bits/dim", logy=True, title=title)
+
+
+def fd_nfe_figure(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], path: str | Path,
+                  floor: float | None = None) -> Path:
+    """Fréchet distance against network evaluations, one curve per sampler; the train-vs-test floor dashed."""
+    series = {name: fd for name, (_, fd) in curves.items()}
+    xs = {name: nfe for name, (nfe, _) in curves.items()}
+    return line_plot(series, path, xs=xs, xlabel="network evaluations (NFE)", ylabel="FD (metric-net features)",
+                     logx=True, logy=True, marker="o", hlines=None if floor is None else {"train vs test": floor})
+
+
+def training_figure(evaluations: Sequence[dict], history: Sequence[dict], path: str | Path, *,
+                    steps_per_epoch: int) -> Path | None:
+    """The training loss (interval means) and the test L_simple (raw and EMA weights) against epochs."""
+    series, xs = {}, {}
+    rows = [r for r in history if "loss" in r]
+    if rows:
+        series["train loss"], xs["train loss"] = [r["loss"] for r in rows], [r["step"] / steps_per_epoch for r in rows]
+    for name, label in (("test_mse", "test L_simple"), ("test_mse_ema", "test L_simple (EMA)")):
+        ev = [e for e in evaluations if name in e]
+        if ev:
+            series[label], xs[label] = [e[name] for e in ev], [e["step"] / steps_per_epoch for e in ev]
+    if not series:
+        return None
+    return line_plot(series, path, xs=xs, xlabel="epoch", ylabel="mean per dimension", logy=True)
+
+
+__all__ = ["fd_nfe_figure", "forward_process_figure", "sampler_grid_figure", "samples_figure", "scatter_figure",
+           "terms_figure", "training_figure"]
