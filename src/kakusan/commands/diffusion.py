@@ -104,7 +104,8 @@ def _add_train(tr: argparse.ArgumentParser) -> None:
     tr.add_argument("--lr", type=float, default=1e-3, help="Adam step size (after a linear warm-up)")
     tr.add_argument("--warmup", type=int, default=100, help="LR warm-up steps")
     tr.add_argument("--lr-schedule", choices=("constant", "linear", "cosine"), default="cosine")
-    tr.add_argument("--ema", type=float, default=0.999, help="EMA decay of the weights used to sample (0: none)")
+    tr.add_argument("--ema", type=float, default=None,
+                    help="EMA decay of the weights used to sample (0: none; default 1 − 10/steps, at most 0.9995)")
     tr.add_argument("--grad-clip", type=float, default=1.0)
     tr.add_argument("--cond-drop", type=float, default=0.1, help="label dropout probability (conditional runs)")
     tr.add_argument("--eval-every", type=int, default=0, help="steps between test evaluations (0: each epoch)")

@@ -65,8 +65,9 @@ def denoiser_config(args: argparse.Namespace, data: DiffusionData):
 
     config = UNetConfig()
     if args.channels:
-        config = dataclasses.replace(config, channels=tuple(args.channels))
-    return config
+        n = len(args.channels)
+        config = dataclasses.replace(config, channels=tuple(args.channels), attention=(False,) * (n - 1) + (n > 1,))
+    return config.check()
 
 
 def build_model(args: argparse.Namespace, data: DiffusionData):
@@ -91,6 +92,7 @@ def build_objective(settings: DiffusionTrainSettings):
 
 
 def settings_from(args: argparse.Namespace, n_train: int) -> DiffusionTrainSettings:
+    from kakusan.data.batches import steps_per_epoch
     from kakusan.errors import KakusanError
 
     for name in ("epochs", "batch_size"):
@@ -98,19 +100,19 @@ def settings_from(args: argparse.Namespace, n_train: int) -> DiffusionTrainSetti
             raise KakusanError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)}")
     if not args.lr > 0:
         raise KakusanError(f"--lr must be positive, got {args.lr}")
-    if not 0 <= args.ema < 1:
-        raise KakusanError(f"--ema must be a decay in [0, 1) (0: none), got {args.ema}")
+    total = args.epochs * steps_per_epoch(n_train, args.batch_size)
+    ema = args.ema if args.ema is not None else round(min(0.9995, max(0.0, 1 - 10 / total)), 6)  # ~ the last tenth
+    if not 0 <= ema < 1:
+        raise KakusanError(f"--ema must be a decay in [0, 1) (0: none), got {ema}")
     if not 0 <= args.cond_drop < 1:
         raise KakusanError(f"--cond-drop must be a probability in [0, 1), got {args.cond_drop}")
     if args.t_sampling == "importance" and args.loss != "vlb":
         raise KakusanError("--t-sampling importance applies to --loss vlb only")
     if args.warmup < 0:
         raise KakusanError(f"--warmup must be a non-negative number of steps, got {args.warmup}")
-    from kakusan.data.batches import steps_per_epoch
-
-    warmup = min(args.warmup, args.epochs * steps_per_epoch(n_train, args.batch_size) // 5)  # short runs warm up less
+    warmup = min(args.warmup, total // 5)  # short runs warm up less
     return DiffusionTrainSettings(args.loss, args.t_sampling, args.cond_drop, args.epochs, args.batch_size, args.lr,
-                                  warmup, args.lr_schedule, args.ema, args.grad_clip, args.eval_every,
+                                  warmup, args.lr_schedule, ema, args.grad_clip, args.eval_every,
                                   args.checkpoint_every, args.seed)
 
 
