@@ -188,7 +188,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
         else:
             from kakusan.diffusion.ode import ode_nll
 
-            est = ode_nll(model, x.to(device), cond=None if cond is None else cond.to(device), generator=g)
+            est = ode_nll(model, x.to(device), cond=None if cond is None else cond.to(device), generator=g,
+                          unit="nats")
+            out["nfe"] = est.nfe
         nats = est.nats if hasattr(est, "nats") else est
         out.update(nll=nats.value, nll_stderr=nats.stderr, nll_method=nats.method)
         if model.config.levels:
