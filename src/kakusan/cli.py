@@ -16,7 +16,7 @@ import sys
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads (see kakusan/__init__.py)
 
 # Subcommand modules under kakusan.commands, in the order `kakusan --help` lists them.
-COMMANDS = ("tour", "data", "sample", "gaussian", "ising", "rbm", "vae", "diffusion")
+COMMANDS = ("tour", "data", "sample", "gaussian", "ising", "rbm", "vae", "diffusion", "metric_net")
 
 
 class OneLineParser(argparse.ArgumentParser):
