@@ -23,7 +23,20 @@ EXAMPLES = {
     "VAE": lambda: MODELS["VAE"](_vae().VAEConfig(data_shape=(8, 8), n_latent=3, n_classes=2)),
     "HVAE": lambda: MODELS["HVAE"](_vae().HVAEConfig(data_shape=(8, 8), latents=(3, 2),
                                                       hidden=(8, _vae().MLPConfig((4,))), n_classes=2)),
+    "Diffusion": lambda: MODELS["Diffusion"](_diffusion().DiffusionConfig(
+        data_shape=(8, 8), schedule=_diffusion().ScheduleConfig("cosine", 50), target="v",
+        denoiser=__import__("kakusan.diffusion.unet", fromlist=["x"]).UNetConfig(channels=(8, 16),
+                                                                               attention=(False, True)),
+        n_classes=3, learn_variance=True, shift=0.5, scale=0.5, levels=256)),
+    "MetricNet": lambda: MODELS["MetricNet"](__import__("kakusan.evaluate.metric_net", fromlist=["x"]).MetricNetConfig(
+        shape=(8, 8), channels=(4, 8), hidden=8, pooled=(False, True))),
 }
+
+
+def _diffusion():
+    import kakusan.diffusion
+
+    return kakusan.diffusion
 
 
 def _vae():

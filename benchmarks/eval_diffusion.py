@@ -1,0 +1,89 @@
+"""Evaluate a trained diffusion run the way docs/benchmarks.md reports it: test bits/dim (VLB and PF-ODE), FD /
+precision / recall against the number of network evaluations for each sampler, class accuracy with guidance.
+
+Every number comes from a ``kakusan diffusion evaluate`` command, run here one after another; the table records
+each command and the CPU seconds it took (user + system of the child process).
+
+    python benchmarks/eval_diffusion.py runs/ddpm-mnist-cond --out benchmarks/results_diffusion_mnist.md \
+        [--rows 1000] [--ode-rows 32] [--n-samples 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+KAKUSAN = [sys.executable, "-m", "kakusan"]
+SAMPLERS = (("dpm++2m", 10), ("dpm++2m", 20), ("ddim", 20), ("ddim", 50), ("heun", 10), ("ddpm", 100))
+
+
+def evaluate(run: str, *options: str) -> tuple[dict, float, str]:
+    argv = ["diffusion", "evaluate", run, *options, "--json", "--runs-root", "/tmp/kakusan-eval-runs"]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    out = subprocess.run(KAKUSAN + argv, check=True, capture_output=True, text=True).stdout
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return json.loads(out.strip().splitlines()[-1]), cpu, "kakusan " + " ".join(argv[:-2])
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("run")
+    p.add_argument("--out", required=True)
+    p.add_argument("--rows", type=int, default=1000, help="test images for the VLB")
+    p.add_argument("--ode-rows", type=int, default=32, help="test images for the PF-ODE likelihood")
+    p.add_argument("--n-samples", type=int, default=500, help="samples per FD point")
+    p.add_argument("--guidance", type=float, nargs="*", default=[2.0], help="extra guidance scales (dpm++2m, 20)")
+    p.add_argument("--skip-nll", action="store_true")
+    args = p.parse_args()
+    rows: list[tuple[str, dict, float]] = []
+    t0 = time.time()
+
+    def record(label, *options):
+        result, cpu, command = evaluate(args.run, *options)
+        rows.append((label, result, cpu, command))
+        print(f"{label}: {json.dumps(result)} ({cpu:.0f} CPU-s)", flush=True)
+        write(args, rows, time.time() - t0)
+
+    if not args.skip_nll:
+        record("VLB", "--nll", "vlb", "--rows", str(args.rows), "--n-t", "50")
+        record("PF-ODE", "--nll", "ode", "--rows", str(args.ode_rows))
+    for sampler, steps in SAMPLERS:
+        record(f"{sampler} {steps}", "--nll", "none", "--fd", "--n-samples", str(args.n_samples), "--sampler", sampler,
+               "--steps", str(steps))
+    for w in args.guidance:
+        record(f"dpm++2m 20, w={w:g}", "--nll", "none", "--fd", "--n-samples", str(args.n_samples), "--sampler",
+               "dpm++2m", "--steps", "20", "--guidance", str(w))
+    return 0
+
+
+def write(args, rows, wall: float) -> None:
+    lines = [f"# Diffusion evaluation of `{args.run}`", "",
+             f"`python benchmarks/eval_diffusion.py {args.run} --out {args.out} --rows {args.rows} --ode-rows "
+             f"{args.ode_rows} --n-samples {args.n_samples}` — {wall / 60:.0f} min wall, load "
+             f"{os.getloadavg()[0]:.1f} at the end.", "",
+             "| what | nll (nats) | bits/dim | FD | FD floor (train vs test) | precision | recall | class accuracy | NFE "
+             "| CPU-s | command |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for label, r, cpu, command in rows:
+        def f(key, fmt="{:.4g}"):
+            v = r.get(key)
+            return "" if v is None else fmt.format(v)
+        nll = f"{r['nll']:.2f} ± {r['nll_stderr']:.2f}" if "nll" in r else ""
+        bpd = f"{r['bits_per_dim']:.4f} ± {r['bits_per_dim_stderr']:.4f}" if "bits_per_dim" in r else ""
+        fd = f"{r['fd']:.3g} ± {r['fd_stderr']:.2g}" if "fd_stderr" in r else f("fd")
+        floor = f"{r['floor']['fd']:.3g}" if isinstance(r.get("floor"), dict) else ""
+        nfe = r.get("nfe", "")
+        lines.append(f"| {label} | {nll} | {bpd} | {fd} | {floor} | {f('precision', '{:.3f}')} | {f('recall', '{:.3f}')} "
+                     f"| {f('class_accuracy', '{:.3f}')} | {nfe} | {cpu:.0f} | `{command}` |")
+    Path(args.out).write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
