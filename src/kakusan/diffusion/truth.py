@@ -58,7 +58,7 @@ class MixtureTruth:
 
     def _components(self, t) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """(α, σ, α μ_k, C_k) at a scalar time t."""
-        alpha, sigma = (float(v) for v in self.schedule.alpha_sigma(torch.as_tensor(float(t))))
+        alpha, sigma = (float(v) for v in self.schedule.alpha_sigma(torch.as_tensor(float(t), dtype=torch.float64)))
         eye = torch.eye(self.dim, dtype=torch.float64)
         return alpha, sigma, alpha * self.means, alpha**2 * self.covariances + sigma**2 * eye
 
