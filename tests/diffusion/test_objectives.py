@@ -56,6 +56,35 @@ def test_simple_loss_is_the_eps_mse_at_fixed_t_and_noise(target):
     assert set(out.metrics) == {"mse", "vlb"}
 
 
+@pytest.mark.parametrize("target", ["eps", "x0", "v"])
+@pytest.mark.parametrize("weighting", ["x0", "v"])
+def test_x0_and_v_weightings_are_the_squared_errors_in_those_spaces(target, weighting):
+    """Whatever the network predicts, weighting="x0" fits ‖x_0 − x̂_0‖² and weighting="v" ‖v − v̂‖² (the v-loss),
+    computed here by hand from the model's own conversions; the metric stays the ε-MSE."""
+    from kakusan.diffusion.process import to_v
+
+    model = make_model(target, dtype=f64)
+    x0 = data().double()
+    g = torch.Generator().manual_seed(5)
+    t = torch.randint(1, 41, (64,), generator=g)
+    eps = torch.randn(64, 3, generator=g, dtype=f64)
+    loss, metrics, _ = DiffusionLoss("simple", weighting=weighting).terms(model, x0, t, eps)
+    a, s = model.alpha_sigma(t.double(), x0)
+    x_t = q_sample(x0, a, s, eps)
+    if weighting == "x0":
+        by_hand = ((model.x0(x_t, t.double()) - x0) ** 2).mean(1)
+    else:
+        pred = model.predict(x_t, t.double())[0]
+        v_true = a[:, None] * eps - s[:, None] * x0
+        by_hand = ((to_v(pred, target, x_t, a, s) - v_true) ** 2).mean(1)
+    torch.testing.assert_close(loss, by_hand, rtol=1e-8, atol=1e-10)
+    eps_mse = ((eps - model.eps(x_t, t.double())) ** 2).mean(1)
+    torch.testing.assert_close(metrics["mse"], eps_mse.detach(), rtol=1e-8, atol=1e-10)
+    assert not torch.allclose(loss, eps_mse)  # a different weighting of the same errors
+    with pytest.raises(KakusanError, match="unknown weighting"):
+        DiffusionLoss("simple", weighting="score")
+
+
 @pytest.mark.parametrize("loss,target,learn_variance", [("simple", "eps", False), ("simple", "v", True),
                                                         ("vlb", "x0", False), ("vlb", "eps", True),
                                                         ("hybrid", "v", True), ("hybrid", "eps", True)])

@@ -91,6 +91,8 @@ def _add_train(tr: argparse.ArgumentParser) -> None:
                          "continuous data, where ε-models blow up near t = T)")
     tr.add_argument("--loss", choices=("simple", "vlb", "hybrid"), default="simple",
                     help="L_simple (ε-MSE), the VLB, or hybrid (L_simple + λ VLB, learned variances)")
+    tr.add_argument("--weighting", choices=("eps", "x0", "v"), default="eps",
+                    help="the space L_simple measures the error in: eps (default), x0, or v (the v-loss)")
     tr.add_argument("--t-sampling", choices=("uniform", "importance"), default="uniform",
                     help="how t is drawn (importance: for --loss vlb)")
     tr.add_argument("--denoiser", choices=("unet", "mlp"), default=None,

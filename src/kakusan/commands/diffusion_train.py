@@ -29,6 +29,7 @@ class DiffusionTrainSettings:
     """The training side of a run (the model's own config is saved beside it)."""
 
     loss: str = "simple"  # simple | vlb | hybrid
+    weighting: str = "eps"  # the space of L_simple's squared error: eps | x0 | v
     t_sampling: str = "uniform"  # uniform | importance
     cond_drop: float = 0.1
     epochs: int = 20
@@ -88,7 +89,8 @@ def build_model(args: argparse.Namespace, data: DiffusionData):
 def build_objective(settings: DiffusionTrainSettings):
     from kakusan.diffusion.objectives import DiffusionLoss
 
-    return DiffusionLoss(settings.loss, t_sampling=settings.t_sampling, cond_drop=settings.cond_drop)
+    return DiffusionLoss(settings.loss, t_sampling=settings.t_sampling, cond_drop=settings.cond_drop,
+                         weighting=settings.weighting)
 
 
 def settings_from(args: argparse.Namespace, n_train: int) -> DiffusionTrainSettings:
@@ -111,9 +113,9 @@ def settings_from(args: argparse.Namespace, n_train: int) -> DiffusionTrainSetti
     if args.warmup < 0:
         raise KakusanError(f"--warmup must be a non-negative number of steps, got {args.warmup}")
     warmup = min(args.warmup, total // 5)  # short runs warm up less
-    return DiffusionTrainSettings(args.loss, args.t_sampling, args.cond_drop, args.epochs, args.batch_size, args.lr,
-                                  warmup, args.lr_schedule, ema, args.grad_clip, args.eval_every,
-                                  args.checkpoint_every, args.seed)
+    return DiffusionTrainSettings(args.loss, args.weighting, args.t_sampling, args.cond_drop, args.epochs,
+                                  args.batch_size, args.lr, warmup, args.lr_schedule, ema, args.grad_clip,
+                                  args.eval_every, args.checkpoint_every, args.seed)
 
 
 def _batches(data: DiffusionData, conditional: bool):
@@ -190,7 +192,7 @@ def _resumed(args: argparse.Namespace):
     if args.run_dir is None or not exists(Path(args.run_dir) / "checkpoints", "last"):
         raise KakusanError("--resume needs --run-dir pointing at a run with a training checkpoint (checkpoints/last)")
     config = read_config(args.run_dir)
-    settings = DiffusionTrainSettings(**config["train"])
+    settings = DiffusionTrainSettings(**{"weighting": "eps", **config["train"]})
     if args.epochs_given and args.epochs != settings.epochs:
         if args.epochs < settings.epochs:
             raise KakusanError(f"--epochs {args.epochs} is fewer than the run's {settings.epochs}: resume only extends "

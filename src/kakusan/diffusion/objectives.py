@@ -76,11 +76,15 @@ class DiffusionLoss:
     hybrid_weight : λ of the hybrid loss.
     variance : the fixed reverse variance for the VLB of a model that does not learn it (``"posterior"`` β̃_t,
         the default, or ``"beta"`` β_t).
+    weighting : the space in which the squared error of ``"simple"`` (and ``"hybrid"``) is measured, whatever the
+        network predicts: ``"eps"`` ‖ε − ε̂‖² (L_simple, the default), ``"x0"`` ‖x_0 − x̂_0‖² = ‖ε − ε̂‖²/SNR, or
+        ``"v"`` ‖v − v̂‖² = ‖ε − ε̂‖²/α² (the v-loss, Salimans & Ho 2022). The metric ``mse`` stays the ε-MSE.
     """
 
     def __init__(self, loss: Literal["simple", "vlb", "hybrid"] = "simple",
                  t_sampling: Literal["uniform", "importance"] = "uniform", cond_drop: float = 0.1,
-                 hybrid_weight: float = 0.001, variance: Variance | None = None):
+                 hybrid_weight: float = 0.001, variance: Variance | None = None,
+                 weighting: Literal["eps", "x0", "v"] = "eps"):
         if loss not in LOSSES:
             raise KakusanError(f"unknown diffusion loss {loss!r}: choose {', '.join(LOSSES)}")
         if t_sampling not in T_SAMPLING:
@@ -92,7 +96,9 @@ class DiffusionLoss:
             raise KakusanError(f"cond_drop must lie in [0, 1], got {cond_drop}")
         if not hybrid_weight >= 0:
             raise KakusanError(f"hybrid_weight must be non-negative, got {hybrid_weight}")
-        self.loss, self.t_sampling = loss, t_sampling
+        if weighting not in ("eps", "x0", "v"):
+            raise KakusanError(f"unknown weighting {weighting!r}: choose eps, x0 or v")
+        self.loss, self.t_sampling, self.weighting = loss, t_sampling, weighting
         self.cond_drop, self.hybrid_weight, self.variance = float(cond_drop), float(hybrid_weight), variance
         self.sampler: ImportanceSampler | None = None
 
@@ -158,12 +164,16 @@ class DiffusionLoss:
         vlb = T * w * term + prior_kl(schedule, x0)  # nats per example, network space
         D = x0[0].numel()
         bpd = vlb / (D * math.log(2))
+        fitted = mse
+        if self.weighting != "eps":  # ‖x_0 − x̂_0‖² = ‖ε − ε̂‖² σ²/α²;  ‖v − v̂‖² = ‖ε − ε̂‖²/α²
+            factor = (sigma / alpha) ** 2 if self.weighting == "x0" else alpha**-2
+            fitted = mse * factor.to(mse.dtype)
         if self.loss == "simple":
-            per_example = mse
+            per_example = fitted
         elif self.loss == "vlb":
             per_example = bpd.to(x0.dtype)
         else:
-            per_example = mse + self.hybrid_weight * bpd.to(x0.dtype)
+            per_example = fitted + self.hybrid_weight * bpd.to(x0.dtype)
         levels = int(getattr(model.config, "levels", 0) or 0)
         data_vlb = vlb if levels else vlb - log_jacobian(model, D)
         metrics = {"mse": mse.detach(), "vlb": data_vlb.detach()}
