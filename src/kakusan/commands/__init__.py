@@ -28,3 +28,31 @@ def fresh_output(path: str, suffix: str) -> Path:
     if not out.parent.exists():
         raise KakusanError(f"folder {out.parent} does not exist: create it or choose another --out")
     return out
+
+
+def resume_run(run_dir: str | None, read_config, settings_type, epochs: int | None, defaults: dict | None = None):
+    """What ``--resume`` continues: (model without weights, config, settings, RunDir) of the run in ``run_dir``.
+
+    ``read_config(run_dir)`` reads and checks the run's ``config.json``; its ``"train"`` entry rebuilds
+    ``settings_type`` (``defaults`` fill fields older runs lack). ``epochs`` (None: as recorded) may extend the run —
+    never shorten it — and the extension is written back to ``config.json``. The weights come from the checkpoint.
+    """
+    import dataclasses
+
+    from kakusan.checkpoint import exists
+    from kakusan.errors import KakusanError
+    from kakusan.registry import build_model
+    from kakusan.report.run_dir import RunDir
+
+    if run_dir is None or not exists(Path(run_dir) / "checkpoints", "last"):
+        raise KakusanError("--resume needs --run-dir pointing at a run with a training checkpoint (checkpoints/last)")
+    config = read_config(run_dir)
+    settings = settings_type(**{**(defaults or {}), **config["train"]})
+    run = RunDir(Path(run_dir))
+    if epochs is not None and epochs != settings.epochs:
+        if epochs < settings.epochs:
+            raise KakusanError(f"--epochs {epochs} is fewer than the run's {settings.epochs}: resume only extends a run")
+        settings = dataclasses.replace(settings, epochs=epochs)
+        config["train"] = dataclasses.asdict(settings)
+        run.write_json("config.json", config)
+    return build_model(config["class"], config["model"], config.get("module")), config, settings, run

@@ -167,8 +167,6 @@ def _load(args: argparse.Namespace):
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    import torch
-
     from kakusan.errors import KakusanError
     from kakusan.report.run_dir import RunDir
     from kakusan.runtime import make_generator, set_threads

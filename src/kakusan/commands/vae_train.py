@@ -15,7 +15,6 @@ import dataclasses
 import math
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
@@ -213,25 +212,11 @@ def run_train(args: argparse.Namespace) -> int:
 
 def _resumed(args: argparse.Namespace):
     """(model, data spec, settings, run) of the run in --run-dir from its config.json; --epochs may extend it."""
-    from kakusan.checkpoint import exists
+    from kakusan.commands import resume_run
     from kakusan.commands.vae_common import read_config
-    from kakusan.errors import KakusanError
-    from kakusan.registry import build_model as rebuild
-    from kakusan.report.run_dir import RunDir
 
-    if args.run_dir is None or not exists(Path(args.run_dir) / "checkpoints", "last"):
-        raise KakusanError("--resume needs --run-dir pointing at a run with a training checkpoint (checkpoints/last)")
-    config = read_config(args.run_dir)
-    settings = VAETrainSettings(**config["train"])
-    if args.epochs is not None and args.epochs != settings.epochs:
-        if args.epochs < settings.epochs:
-            raise KakusanError(f"--epochs {args.epochs} is fewer than the run's {settings.epochs}: resume only extends "
-                               "a run")
-        settings = dataclasses.replace(settings, epochs=args.epochs)
-        config["train"] = dataclasses.asdict(settings)
-        RunDir(Path(args.run_dir)).write_json("config.json", config)
-    model = rebuild(config["class"], config["model"], config.get("module"))  # weights come from the checkpoint
-    return model, VAEDataSpec(**config["data"]), settings, RunDir(Path(args.run_dir))
+    model, config, settings, run = resume_run(args.run_dir, read_config, VAETrainSettings, args.epochs)
+    return model, VAEDataSpec(**config["data"]), settings, run
 
 
 class _Evaluator:
