@@ -42,6 +42,8 @@ def main() -> int:
     p.add_argument("--n-samples", type=int, default=500, help="samples per FD point")
     p.add_argument("--guidance", type=float, nargs="*", default=[2.0], help="extra guidance scales (dpm++2m, 20)")
     p.add_argument("--skip-nll", action="store_true")
+    p.add_argument("--samplers", default=",".join(f"{a}:{b}" for a, b in SAMPLERS),
+                   help="sampler:steps pairs for the FD rows (default: %(default)s)")
     args = p.parse_args()
     rows: list[tuple[str, dict, float]] = []
     t0 = time.time()
@@ -55,7 +57,7 @@ def main() -> int:
     if not args.skip_nll:
         record("VLB", "--nll", "vlb", "--rows", str(args.rows), "--n-t", "50")
         record("PF-ODE", "--nll", "ode", "--rows", str(args.ode_rows))
-    for sampler, steps in SAMPLERS:
+    for sampler, steps in (pair.split(":") for pair in args.samplers.split(",") if pair):
         record(f"{sampler} {steps}", "--nll", "none", "--fd", "--n-samples", str(args.n_samples), "--sampler", sampler,
                "--steps", str(steps))
     for w in args.guidance:
@@ -66,8 +68,7 @@ def main() -> int:
 
 def write(args, rows, wall: float) -> None:
     lines = [f"# Diffusion evaluation of `{args.run}`", "",
-             f"`python benchmarks/eval_diffusion.py {args.run} --out {args.out} --rows {args.rows} --ode-rows "
-             f"{args.ode_rows} --n-samples {args.n_samples}` — {wall / 60:.0f} min wall, load "
+             f"`python {' '.join(sys.argv)}` — {wall / 60:.0f} min wall, load "
              f"{os.getloadavg()[0]:.1f} at the end.", "",
              "| what | nll (nats) | bits/dim | FD | FD floor (train vs test) | precision | recall | class accuracy | NFE "
              "| CPU-s | command |", "|---|---|---|---|---|---|---|---|---|---|---|"]
