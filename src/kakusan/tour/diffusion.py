@@ -34,24 +34,31 @@ def _sampler_orders(ctx: TourContext, sec: Section, tiny: bool) -> None:
     from kakusan.diffusion.samplers import get_sampler, nfe
     from kakusan.report.figures import line_plot
 
-    truth = MixtureTruth.example(2, n_components=3, schedule=Schedule("cosine", 1000), seed=0)
+    truth = MixtureTruth.example(2, n_components=3, schedule=Schedule("linear", 1000), seed=0)
     x_T = torch.randn(200 if tiny else 1000, 2, generator=ctx.generator, dtype=torch.float64)
-    reference = get_sampler("dpm++2m")(truth, x_T, truth.schedule, 1000)
-    steps = (5, 10, 20, 40) if tiny else (5, 10, 20, 40, 80, 160)
+
+    def state_at(name: str, steps: int, t_stop: int = 200):
+        """The sampler's state when it reaches t = 200 (on every grid used here): the solver's own error, without
+        the final jump to σ = 0, whose O(1/N) error on a grid uniform in t would mask the order."""
+        seen = {}
+        get_sampler(name)(truth, x_T, truth.schedule, steps, callback=lambda i, t, x, x0: seen.setdefault(round(t), x))
+        return seen[t_stop]
+
+    reference = state_at("dpm++2m", 1000)
+    steps = (5, 10, 20, 40) if tiny else (5, 10, 20, 40, 50, 100)
     errors, xs, slopes = {}, {}, {}
     for name in ("ddim", "dpm++2m", "heun"):
-        err = [float((get_sampler(name)(truth, x_T, truth.schedule, s) - reference).norm(dim=1).mean())
-               for s in steps]
-        errors[name], xs[name] = err, [nfe(name, s) for s in steps]
+        err = [float((state_at(name, s) - reference).norm(dim=1).mean()) for s in steps]
+        errors[name], xs[name] = err, [nfe(name, s, truth.schedule) for s in steps]
         fit = torch.tensor([[math.log(s), 1.0] for s in steps[-3:]], dtype=torch.float64)
         slope = torch.linalg.lstsq(fit, torch.tensor([math.log(e) for e in err[-3:]], dtype=torch.float64)[:, None])
         slopes[name] = -float(slope.solution[0, 0])
     path = line_plot(errors, ctx.figure("diffusion_orders.png"), xs=xs, xlabel="network evaluations (NFE)",
-                     ylabel="mean ‖x₀ − x₀(1000 steps)‖", logx=True, logy=True, marker="o",
+                     ylabel="mean ‖x₂₀₀ − x₂₀₀(1000 steps)‖", logx=True, logy=True, marker="o",
                      title="ODE samplers with the exact mixture denoiser")
     sec.paragraphs.append(SAMPLERS)
-    sec.figures.append((path, "Error of x<sub>0</sub> against the number of network evaluations, from the same "
-                              "x<sub>T</sub>, with the exact denoiser: " +
+    sec.figures.append((path, "Error of the state at t = 200 against the number of network evaluations, from the "
+                              "same x<sub>T</sub>, with the exact denoiser (linear schedule): " +
                         ", ".join(f"{k} slope {v:.2f}" for k, v in slopes.items()) + " (in steps)."))
     sec.numbers.update({f"order of {k} (measured slope)": round(v, 2) for k, v in slopes.items()})
 
@@ -66,7 +73,7 @@ def _learned_2d(ctx: TourContext, sec: Section, tiny: bool, seed: int) -> None:
     truth = MixtureTruth.example(2, n_components=3, seed=1)
     train = truth.sample(20_000, seed).float()
     test = truth.sample(200 if tiny else 500, seed + 1).float()
-    steps = 300 if tiny else 1500
+    steps = 300 if tiny else 1000
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = Diffusion(DiffusionConfig((2,), ScheduleConfig("linear", 1000), "v", MLPDenoiserConfig(128, 3),
