@@ -51,15 +51,17 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "run", None):
         parser.print_help()
         return 2
-    status = 1
+    status, crashed = 1, True
     try:
         status = _run(args)
+        crashed = False
         return status
     finally:
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # leave torchrun's process group cleanly
             from kakusan.runtime import finish_distributed
 
-            finish_distributed(barrier=status == 0)
+            # after a clean finish, leave at once (gloo's teardown can abort); a crash keeps its traceback
+            finish_distributed(barrier=status == 0, exit_status=None if crashed else status)
 
 
 def _run(args: argparse.Namespace) -> int:
