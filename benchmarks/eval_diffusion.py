@@ -53,6 +53,7 @@ def main() -> int:
         rows.append((label, result, cpu, command))
         print(f"{label}: {json.dumps(result)} ({cpu:.0f} CPU-s)", flush=True)
         write(args, rows, time.time() - t0)
+        fd_figure(args, rows)
 
     if not args.skip_nll:
         record("VLB", "--nll", "vlb", "--rows", str(args.rows), "--n-t", "50")
@@ -64,6 +65,25 @@ def main() -> int:
         record(f"dpm++2m 20, w={w:g}", "--nll", "none", "--fd", "--n-samples", str(args.n_samples), "--sampler",
                "dpm++2m", "--steps", "20", "--guidance", str(w))
     return 0
+
+
+def fd_figure(args, rows) -> None:
+    """FD against network evaluations per sampler (guidance 1), beside ``--out`` as ``<stem>_fd_nfe.png``."""
+    import kakusan
+    from kakusan.diffusion.samplers import nfe
+    from kakusan.report.diffusion import fd_nfe_figure
+
+    schedule, curves, floor = kakusan.load(args.run).schedule, {}, None
+    for _, r, _, _ in rows:
+        if "fd" not in r or r.get("guidance", 1.0) != 1.0:
+            continue
+        xs, ys = curves.setdefault(r["sampler"], ([], []))
+        xs.append(nfe(r["sampler"], r["steps"], schedule))
+        ys.append(r["fd"])
+        floor = r["floor"]["fd"]
+    if curves:
+        out = Path(args.out)
+        fd_nfe_figure(curves, out.with_name(out.stem + "_fd_nfe.png"), floor=floor)
 
 
 def write(args, rows, wall: float) -> None:

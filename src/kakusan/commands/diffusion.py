@@ -156,7 +156,7 @@ def _load(args: argparse.Namespace):
             x = torch.as_tensor(np.load(args.data, allow_pickle=False), dtype=torch.float32)
         except (OSError, ValueError) as e:
             raise DataError(f"--data {args.data}: cannot read it as a .npy array ({e})") from None
-        x, labels, split = x, None, args.data
+        labels, split = None, args.data
     else:
         data = prepare_data(spec)
         x, labels, split = data.test, data.test_labels, data.split
@@ -196,7 +196,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         if model.config.levels:
             D = model.n_features
             out.update(bits_per_dim=nats.value / (D * math.log(2)), bits_per_dim_stderr=nats.stderr / (D * math.log(2)))
-    out["nll_cpu_seconds"] = time.process_time() - t0
+        out["nll_cpu_seconds"] = time.process_time() - t0
     if args.fd:
         out.update(_sample_quality(model, args, spec, device))
     run_dir = RunDir.create("diffusion-evaluate", args.run_dir, args.runs_root)
@@ -238,6 +238,5 @@ def _sample_quality(model, args: argparse.Namespace, spec, device) -> dict:
                                    guidance=args.guidance).cpu())
     samples = torch.cat(chunks)
     result = evaluate_samples(spec.data, samples, labels=None if labels is None else labels.cpu())
-    result = {k: v for k, v in result.items()}
     result.update(sampler=args.sampler, steps=args.steps, guidance=args.guidance, n_samples=args.n_samples)
     return result

@@ -1,5 +1,5 @@
 """Figures of a diffusion model: samples, the forward process on an image, samples by sampler and number of steps,
-bits/dim against t, FD against the number of network evaluations, training curves.
+FD against the number of network evaluations, training curves.
 
 The report layer sits on top of the models: these functions take a model (the ``Diffusion`` API) or plain
 numbers, and never the reverse.
@@ -94,11 +94,6 @@ def sampler_grid_figure(samples: Mapping[str, Mapping[int, Tensor]], path: str |
     return _save(fig, path)
 
 
-def terms_figure(t: Sequence[float], bits: Sequence[float], path: str | Path, title: str | None = None) -> Path:
-    """The VLB's terms L_{t−1} (bits/dim) against t: where the bound spends its bits."""
-    return line_plot({"L_t (bits/dim)": bits}, path, x=t, xlabel="t", ylabel="bits/dim", logy=True, title=title)
-
-
 def fd_nfe_figure(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], path: str | Path,
                   floor: float | None = None) -> Path:
     """Fréchet distance against network evaluations, one curve per sampler; the train-vs-test floor dashed."""
@@ -125,4 +120,4 @@ def training_figure(evaluations: Sequence[dict], history: Sequence[dict], path: 
 
 
 __all__ = ["fd_nfe_figure", "forward_process_figure", "sampler_grid_figure", "samples_figure", "scatter_figure",
-           "terms_figure", "training_figure"]
+           "training_figure"]
