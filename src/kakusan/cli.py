@@ -16,7 +16,7 @@ import sys
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads (see kakusan/__init__.py)
 
 # Subcommand modules under kakusan.commands, in the order `kakusan --help` lists them.
-COMMANDS = ("tour", "data", "sample", "gaussian", "ising", "rbm", "vae", "diffusion", "metric_net")
+COMMANDS = ("tour", "data", "sample", "gaussian", "ising", "rbm", "vae", "diffusion", "generate", "metric_net")
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -45,8 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from kakusan.commands.generate import rewrite_argv
+
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(rewrite_argv(sys.argv[1:] if argv is None else list(argv)))
     args.argv = ["kakusan", *(sys.argv[1:] if argv is None else argv)]  # recorded in each run's argv.json
     if not getattr(args, "run", None):
         parser.print_help()

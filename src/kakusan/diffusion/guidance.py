@@ -9,8 +9,11 @@ i.e. the score of q(x | ∅)^{1−w} q(x | y)^w: w = 1 is the conditional model,
 sharpens towards the class. Both predictions come from one batched call on [x; x] with labels [y; ∅]
 (w = 1 and w = 0 need only one of them and make a single call of n rows).
 
-``classifier_free(eps_fn, w, null_label)`` returns a denoiser with the sampler contract ``(x, t, cond) -> ε̃``
-(:mod:`~kakusan.diffusion.samplers`); with ``cond`` None it is ``eps_fn(x, t, None)``.
+``classifier_free(eps_fn, w, null)`` returns a denoiser with the sampler contract ``(x, t, cond) -> ε̃``
+(:mod:`~kakusan.diffusion.samplers`); with ``cond`` None it is ``eps_fn(x, t, None)``. ``null`` is the null label
+(an int) of a class-conditional model, or, for a text-conditional one, the
+:class:`~kakusan.diffusion.conditioning.TextCondition` of the empty prompt — or of a *negative prompt*: then
+ε̃ = ε̂(x, neg) + w (ε̂(x, y) − ε̂(x, neg)) moves samples away from what the negative prompt describes, towards y.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Callable
 
 import torch
 
+from kakusan.diffusion.conditioning import TextCondition, cat_cond
 from kakusan.errors import KakusanError, check_positive_int
 
 Tensor = torch.Tensor
@@ -34,31 +38,37 @@ def _doubled_times(t, n: int):
     return t
 
 
-def classifier_free(eps_fn: Callable[..., Tensor], w: float, null_label: int) -> Callable[..., Tensor]:
+def classifier_free(eps_fn: Callable[..., Tensor], w: float, null: int | TextCondition) -> Callable[..., Tensor]:
     """The guided denoiser ε̃ = ε̂(x, t, ∅) + w (ε̂(x, t, y) − ε̂(x, t, ∅)) (module docstring)."""
     if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w):
         raise KakusanError(f"the guidance weight must be a finite number, got {w!r}")
-    check_positive_int(null_label, "null_label", low=0)
+    text = isinstance(null, TextCondition)
+    if not text:
+        check_positive_int(null, "null_label", low=0)
     w = float(w)
 
-    def guided(x: Tensor, t, cond: Tensor | None = None) -> Tensor:
+    def guided(x: Tensor, t, cond=None) -> Tensor:
         if cond is None:
             return eps_fn(x, t, None)
         n = len(x)
-        cond = torch.as_tensor(cond, device=x.device)
-        if cond.ndim == 0:
+        if text:
             cond = cond.expand(n)
+            empty = null.to(x.device).expand(n)
+        else:
+            cond = torch.as_tensor(cond, device=x.device)
+            if cond.ndim == 0:
+                cond = cond.expand(n)
+            empty = torch.full_like(cond, null)
         if w == 1.0:
             return eps_fn(x, t, cond)
-        null = torch.full_like(cond, null_label)
         if w == 0.0:
-            return eps_fn(x, t, null)
-        out = eps_fn(torch.cat([x, x]), _doubled_times(t, n), torch.cat([cond, null]))
+            return eps_fn(x, t, empty)
+        out = eps_fn(torch.cat([x, x]), _doubled_times(t, n), cat_cond(cond, empty))
         e_cond, e_null = out[:n], out[n:]
         return e_null + w * (e_cond - e_null)
 
     guided.guidance = w  # type: ignore[attr-defined]
-    guided.null_label = null_label  # type: ignore[attr-defined]
+    guided.null_label = null  # type: ignore[attr-defined]
     return guided
 
 

@@ -135,7 +135,18 @@ class Diffusion(nn.Module):
         return -self.n_features * math.log(self.config.scale)
 
     def check_cond(self, cond: Tensor | None, n: int, allow_null: bool = True) -> Tensor | None:
-        """(n,) integer labels on the model's device; the null label n_classes is allowed when ``allow_null``."""
+        """(n,) integer labels on the model's device; the null label n_classes is allowed when ``allow_null``. A
+        text-conditional model takes a :class:`~kakusan.diffusion.conditioning.TextCondition` of n rows instead."""
+        from kakusan.diffusion.conditioning import TextCondition
+
+        text = bool(getattr(self.config.denoiser, "context_dim", 0))
+        if isinstance(cond, TextCondition) or text:
+            if not text:
+                raise KakusanError("this diffusion model is not text-conditional: give labels, not a TextCondition")
+            if not isinstance(cond, TextCondition):
+                raise DataError("this diffusion model is text-conditional: give cond as a TextCondition (the empty "
+                                "prompt's for the unconditional model)")
+            return cond.to(self._device(), self._dtype()).expand(n)
         if self.n_classes == 0:
             if cond is not None:
                 raise KakusanError("this diffusion model is not conditional (n_classes=0): leave the labels out")
@@ -188,9 +199,12 @@ class Diffusion(nn.Module):
         a, s = self.alpha_sigma(t, x_t)
         return to_x0(self.predict(x_t, t, cond)[0], self.target, x_t, a, s)
 
-    def denoiser(self, guidance: float = 1.0, clip_x0: bool | None = None) -> Denoiser:
+    def denoiser(self, guidance: float = 1.0, clip_x0: bool | None = None, null=None) -> Denoiser:
         """The sampler contract ``(x, t, cond) -> ε̂``; with labels and ``guidance`` w ≠ 1, classifier-free
         guidance ε̃ = ε̂(x, ∅) + w (ε̂(x, y) − ε̂(x, ∅)) (w = 0: unconditional, 1: conditional).
+
+        A text-conditional model (a UNet with ``context_dim``) takes ``null``, the
+        :class:`~kakusan.diffusion.conditioning.TextCondition` of the empty (or a negative) prompt, to guide with.
 
         ``clip_x0`` (default: on for images, whose x lies in [−1, 1]) clips x̂_0 = (x − σ ε̃)/α to [−1, 1] and
         returns the ε̂ that goes with it (Ho et al.'s "clip_denoised"). Near t = T, α is tiny (5·10⁻⁵ for the
@@ -198,10 +212,10 @@ class Diffusion(nn.Module):
         α_{t'}, and without the clip an ε-model's small errors there become visible blow-ups.
         """
         eps = self.eps
-        if guidance != 1.0 and self.n_classes:
+        if guidance != 1.0 and (self.n_classes or null is not None):
             from kakusan.diffusion.guidance import classifier_free
 
-            eps = classifier_free(self.eps, guidance, self.n_classes)
+            eps = classifier_free(self.eps, guidance, self.n_classes if null is None else null)
         if clip_x0 is None:
             clip_x0 = bool(self.config.levels)
         if not clip_x0:

@@ -37,16 +37,26 @@ def timestep_embedding(t: Tensor, dim: int, max_period: float = 10_000.0, scale:
 
 
 class TimeClassEmbedding(nn.Module):
-    """emb(t) → Linear-SiLU-Linear, plus a learned embedding of the class (with a null class) when conditional."""
+    """emb(t) → Linear-SiLU-Linear, plus a learned embedding of the class (with a null class) when conditional, or,
+    with ``context_dim`` > 0 (text conditioning), a linear map of the condition's pooled sentence embedding
+    (Imagen's pooled conditioning; the token states go to the UNet's cross-attention)."""
 
-    def __init__(self, dim: int, out: int, T: int, n_classes: int = 0):
+    def __init__(self, dim: int, out: int, T: int, n_classes: int = 0, context_dim: int = 0):
         super().__init__()
         self.dim, self.scale, self.n_classes = dim, 1000.0 / T, n_classes
         self.mlp = nn.Sequential(nn.Linear(dim, out), nn.SiLU(), nn.Linear(out, out))
         self.classes = nn.Embedding(n_classes + 1, out) if n_classes else None
+        self.text = nn.Linear(context_dim, out) if context_dim else None
 
-    def forward(self, t: Tensor, cond: Tensor | None) -> Tensor:
+    def forward(self, t: Tensor, cond) -> Tensor:
         emb = self.mlp(timestep_embedding(t, self.dim, scale=self.scale).to(self.mlp[0].weight.dtype))
+        if self.text is not None:
+            from kakusan.diffusion.conditioning import TextCondition
+
+            if not isinstance(cond, TextCondition):
+                raise DataError("this denoiser is text-conditional: give cond as a TextCondition (the empty prompt's "
+                                "for the unconditional model)")
+            return emb + self.text(cond.pooled.to(emb.dtype))
         if self.classes is not None:
             if cond is None:  # an unconditional call of a conditional net: the null class
                 cond = torch.full((len(t),), self.n_classes, device=t.device, dtype=torch.long)

@@ -142,12 +142,17 @@ class Schedule:
         w = ((lo - la.reshape(-1)) / (lo - hi)).clamp(0, 1)
         return (i.to(torch.float64) + w).reshape(lam.shape)
 
-    def timesteps(self, steps: int) -> Tensor:
-        """The sampling grid: ``steps + 1`` integer times from T down to 0, evenly spaced (respacing; float64)."""
+    def timesteps(self, steps: int, t_start: float | None = None) -> Tensor:
+        """The sampling grid: ``steps + 1`` integer times from T (or ``t_start``, for a start part-way: SDEdit,
+        inpainting) down to 0, evenly spaced (respacing; float64)."""
         check_positive_int(steps, "steps")
-        if steps > self.T:
-            raise KakusanError(f"{steps} sampling steps exceed the schedule's T = {self.T}: use at most {self.T}")
-        return torch.linspace(self.T, 0, steps + 1, dtype=torch.float64).round()
+        top = self.T if t_start is None else float(t_start)
+        if not 0 < top <= self.T:
+            raise KakusanError(f"the start time must lie in (0, T = {self.T}], got {t_start}")
+        if steps > top:
+            what = f"the schedule's T = {self.T}" if t_start is None else f"the {top:g} time steps from t_start"
+            raise KakusanError(f"{steps} sampling steps exceed {what}: use at most {int(top)}")
+        return torch.linspace(top, 0, steps + 1, dtype=torch.float64).round()
 
     def state(self) -> dict:
         return {"kind": self.kind, "T": self.T}

@@ -68,6 +68,10 @@ The cosine schedule's clipped last β gives α_T ≈ 5·10⁻⁵, σ̃_T ≈ 2·
 from 2·10⁴ to O(1)) was off by O(1) in x_0 at 50 steps (a trained MNIST model: FD 4600, samples of noise). So,
 as EDM bounds σ by σ_max = 80, Heun takes the Euler (DDIM) step from any σ̃ above 80 and the trapezoid below.
 
+Every sampler takes ``t_start`` (keyword): the grid then runs from that time, not T, down to 0, and x_T is the
+state at t_start — SDEdit and inpainting start part-way (:mod:`kakusan.latent.edit`). A ``callback`` may change
+``x`` in place (inpainting puts the known region back after every step).
+
 API: ``ddpm``, ``ddim``, ``dpm_pp_2m``, ``heun``; ``SAMPLERS`` (name → function), ``get_sampler(name)``,
 ``nfe(name, steps)``.
 """
@@ -92,11 +96,11 @@ VARIANCES = ("small", "large")
 # -- shared pieces -------------------------------------------------------------------------------------------
 
 
-def _grid(schedule: Schedule, steps: int) -> tuple[list[float], list[float], list[float]]:
-    """Grid times t_0 = T … t_N = 0 and α, σ there, as Python floats (float64); checks ``steps``."""
+def _grid(schedule: Schedule, steps: int, t_start: float | None = None) -> tuple[list[float], list[float], list[float]]:
+    """Grid times t_0 = T (or ``t_start``) … t_N = 0 and α, σ there, as Python floats (float64); checks ``steps``."""
     if not isinstance(schedule, Schedule):
         raise KakusanError(f"schedule must be a kakusan.diffusion.process.Schedule, got {type(schedule).__name__}")
-    ts = schedule.timesteps(steps)  # one-line errors for steps < 1 and steps > T
+    ts = schedule.timesteps(steps, t_start)  # one-line errors for steps < 1 and steps > T
     alpha, sigma = schedule.alpha_sigma(ts)
     return ts.tolist(), alpha.tolist(), sigma.tolist()
 
@@ -131,11 +135,11 @@ def _x0(x: Tensor, eps: Tensor, alpha: float, sigma: float) -> Tensor:
 
 @torch.no_grad()
 def ddpm(denoiser: Denoiser, x_T: Tensor, schedule: Schedule, steps: int, generator=None, cond=None,
-         callback: Callback | None = None, *, variance: str = "small") -> Tensor:
+         callback: Callback | None = None, *, variance: str = "small", t_start: float | None = None) -> Tensor:
     """Ancestral DDPM sampling on the respaced grid; ``variance`` "small" (β̃, default) or "large" (β')."""
     if variance not in VARIANCES:
         raise KakusanError(f"unknown DDPM variance {variance!r}: choose {' or '.join(VARIANCES)}")
-    ts, al, si = _grid(schedule, steps)
+    ts, al, si = _grid(schedule, steps, t_start)
     x = _start(x_T)
     g = make_generator(generator, x.device)
     for i in range(steps):
@@ -155,12 +159,12 @@ def ddpm(denoiser: Denoiser, x_T: Tensor, schedule: Schedule, steps: int, genera
 
 @torch.no_grad()
 def ddim(denoiser: Denoiser, x_T: Tensor, schedule: Schedule, steps: int, generator=None, cond=None,
-         callback: Callback | None = None, *, eta: float = 0.0) -> Tensor:
+         callback: Callback | None = None, *, eta: float = 0.0, t_start: float | None = None) -> Tensor:
     """DDIM; ``eta`` = 0 (default) deterministic, 1 the DDPM chain with variance β̃."""
     eta = float(eta)
     if not 0.0 <= eta <= 1.0:
         raise KakusanError(f"DDIM's eta must lie in [0, 1], got {eta:g}")
-    ts, al, si = _grid(schedule, steps)
+    ts, al, si = _grid(schedule, steps, t_start)
     x = _start(x_T)
     g = make_generator(generator, x.device) if eta > 0 else None
     for i in range(steps):
@@ -183,9 +187,9 @@ def ddim(denoiser: Denoiser, x_T: Tensor, schedule: Schedule, steps: int, genera
 
 @torch.no_grad()
 def dpm_pp_2m(denoiser: Denoiser, x_T: Tensor, schedule: Schedule, steps: int, generator=None, cond=None,
-              callback: Callback | None = None) -> Tensor:
+              callback: Callback | None = None, *, t_start: float | None = None) -> Tensor:
     """DPM-Solver++(2M) in λ = log(α/σ); first order on the first step and on the final step to σ = 0."""
-    ts, al, si = _grid(schedule, steps)
+    ts, al, si = _grid(schedule, steps, t_start)
     lam = [math.log(a / s) if s > 0 else math.inf for a, s in zip(al, si)]
     x = _start(x_T)
     x0_prev, h_prev = None, None
@@ -214,12 +218,12 @@ SIGMA_MAX = 80.0  # EDM's σ_max: Heun's trapezoid is used only on steps that st
 
 @torch.no_grad()
 def heun(denoiser: Denoiser, x_T: Tensor, schedule: Schedule, steps: int, generator=None, cond=None,
-         callback: Callback | None = None, sigma_max: float = SIGMA_MAX) -> Tensor:
+         callback: Callback | None = None, sigma_max: float = SIGMA_MAX, *, t_start: float | None = None) -> Tensor:
     """EDM's Heun method on dx̃/dσ̃ = ε̂ (x̃ = x/α, σ̃ = σ/α); Euler on the final step to σ̃ = 0, and on steps that
     start above ``sigma_max`` (EDM's σ_max = 80): the cosine schedule starts at σ̃_T ≈ 2·10⁴, where the first
     step spans four decades of σ̃ and the trapezoid's average of ε̂ at its two ends, times that span, is wrong by
     O(10⁴) (the linear schedule starts at 156). Euler there is the exact DDIM step."""
-    ts, al, si = _grid(schedule, steps)
+    ts, al, si = _grid(schedule, steps, t_start)
     x = _start(x_T)
     for i in range(steps):
         ac, sc, an, sn = al[i], si[i], al[i + 1], si[i + 1]

@@ -74,6 +74,9 @@ class UNetConfig:
     scale_shift : the embedding modulates the second norm (GN(h)·(1+s) + b) instead of being added.
     skip : how the up path takes each level's skip: ``"cat"`` (concatenated, the DDPM UNet) or ``"add"`` (added;
         cheaper: the first block of each up level keeps its width).
+    context_dim : > 0 makes a text-conditional net: ``cond`` is a :class:`~kakusan.diffusion.conditioning.
+        TextCondition` whose token states (of this width) every attention level cross-attends to, and whose pooled
+        embedding joins the time embedding.
     """
 
     channels: tuple[int, ...] = (32, 64, 64)
@@ -86,6 +89,7 @@ class UNetConfig:
     dropout: float = 0.0
     scale_shift: bool = False
     skip: Literal["cat", "add"] = "cat"
+    context_dim: int = 0
 
     @classmethod
     def tiny(cls) -> "UNetConfig":
@@ -115,6 +119,11 @@ class UNetConfig:
             raise KakusanError(f"UNet dropout must lie in [0, 1), got {self.dropout}")
         if self.skip not in ("cat", "add"):
             raise KakusanError(f"UNet skip must be 'cat' or 'add', got {self.skip!r}")
+        if not isinstance(self.context_dim, int) or self.context_dim < 0:
+            raise KakusanError(f"UNet context_dim must be a non-negative integer, got {self.context_dim!r}")
+        if self.context_dim and not any(att):
+            raise KakusanError("a text-conditional UNet (context_dim > 0) needs attention at one level at least: its "
+                               "cross-attention follows each self-attention")
         return self
 
 
@@ -238,6 +247,39 @@ class Attention(nn.Module):
         return x + self.out(a).view(n, H, W, c).permute(0, 3, 1, 2)
 
 
+class CrossAttention(nn.Module):
+    """Multi-head cross-attention of a (n, c, H, W) map's positions (queries) to the token states of a
+    :class:`~kakusan.diffusion.conditioning.TextCondition` (keys and values, LayerNorm-ed), with its padding masked;
+    residual, zero-initialised output (Rombach et al. 2022)."""
+
+    def __init__(self, channels: int, context_dim: int, heads: int, groups: int):
+        super().__init__()
+        self.heads, self.head_dim = heads, channels // heads
+        self.norm = nn.GroupNorm(groups, channels)
+        self.q = nn.Linear(channels, channels)
+        self.context_norm = nn.LayerNorm(context_dim)
+        self.kv = nn.Linear(context_dim, 2 * channels)
+        self.out = nn.Linear(channels, channels)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+        self.flops = 0
+
+    def forward(self, x: Tensor, context) -> Tensor:
+        n, c, H, W = x.shape
+        L, h, d = H * W, self.heads, self.head_dim
+        tokens = group_norm(x, self.norm).permute(0, 2, 3, 1).reshape(n, L, c)
+        q = self.q(tokens).reshape(n, L, h, d).transpose(1, 2).reshape(n * h, L, d)
+        ctx = context.tokens.to(x.dtype)
+        S = ctx.shape[1]
+        k, v = self.kv(self.context_norm(ctx)).reshape(n, S, 2, h, d).permute(2, 0, 3, 1, 4).reshape(2, n * h, S, d)
+        weights = torch.baddbmm(q.new_empty(()), q, k.transpose(1, 2), beta=0.0, alpha=1.0 / math.sqrt(d))
+        mask = context.mask.to(x.device)[:, None, None, :].expand(n, h, 1, S).reshape(n * h, 1, S)
+        weights = weights.masked_fill(~mask, float("-inf"))
+        a = torch.bmm(weights.softmax(dim=-1), v).reshape(n, h, L, d).transpose(1, 2).reshape(n, L, c)
+        self.flops = 2 * 2 * h * L * S * d
+        return x + self.out(a).view(n, H, W, c).permute(0, 3, 1, 2)
+
+
 class UNet(nn.Module):
     """The UNet denoiser (module docstring): ``UNet(config, (C, H, W), T, n_classes=0, out_mult=1)``."""
 
@@ -257,10 +299,12 @@ class UNet(nn.Module):
         def block(c_in: int, c_out: int) -> ResBlock:
             return ResBlock(c_in, c_out, g, config.dropout, config.scale_shift)
 
-        def attention(c: int) -> Attention:
-            return Attention(c, max(1, c // config.head_dim), g)
+        def attention(c: int) -> list[nn.Module]:
+            heads = max(1, c // config.head_dim)
+            return [Attention(c, heads, g)] + ([CrossAttention(c, config.context_dim, heads, g)]
+                                               if config.context_dim else [])
 
-        self.embed = TimeClassEmbedding(config.time_dim, emb, T, n_classes)
+        self.embed = TimeClassEmbedding(config.time_dim, emb, T, n_classes, config.context_dim)
         self.conv_in = nn.Conv2d(C, ch[0], 3, padding=1)
         self.down = nn.ModuleList()  # per level: blocks (and attentions), then the downsampling conv
         for lvl, c in enumerate(ch):
@@ -268,13 +312,13 @@ class UNet(nn.Module):
             for _ in range(k):
                 stage.append(block(c, c))
                 if config.attention[lvl]:
-                    stage.append(attention(c))
+                    stage.extend(attention(c))
             if lvl < L - 1:
                 stage.append(nn.Conv2d(c, ch[lvl + 1], 3, stride=2, padding=1))
             self.down.append(stage)
         self.mid = nn.ModuleList([block(ch[-1], ch[-1])])
         if config.attention[-1]:
-            self.mid.extend([attention(ch[-1]), block(ch[-1], ch[-1])])
+            self.mid.extend([*attention(ch[-1]), block(ch[-1], ch[-1])])
         self.up = nn.ModuleList()  # per level, lowest first: (1×1 conv before upsampling), blocks (and attentions)
         for lvl in reversed(range(L)):
             c = ch[lvl]
@@ -284,7 +328,7 @@ class UNet(nn.Module):
             for j in range(k):
                 stage.append(block(2 * c if j == 0 and config.skip == "cat" else c, c))
                 if config.attention[lvl]:
-                    stage.append(attention(c))
+                    stage.extend(attention(c))
             self.up.append(stage)
         self.norm_out = GroupNormSiLU(g, ch[0])
         self.conv_out = nn.Conv2d(ch[0], C * out_mult, 3, padding=1)
@@ -315,12 +359,14 @@ class UNet(nn.Module):
                     h = m(h, next(es))
                 elif isinstance(m, Attention):
                     h = m(h)
+                elif isinstance(m, CrossAttention):
+                    h = m(h, cond)
                 else:  # the downsampling conv ends the level
                     skips.append(h)
                     h = m(h)
         skips.append(h)
         for m in self.mid:
-            h = m(h, next(es)) if isinstance(m, ResBlock) else m(h)
+            h = m(h, next(es)) if isinstance(m, ResBlock) else m(h, cond) if isinstance(m, CrossAttention) else m(h)
         for stage in self.up:
             skip = skips.pop()
             first = True
@@ -335,6 +381,8 @@ class UNet(nn.Module):
                     h = m(h, next(es))
                 elif isinstance(m, Attention):
                     h = m(h)
+                elif isinstance(m, CrossAttention):
+                    h = m(h, cond)
                 else:  # the 1×1 conv to this level's width, then nearest upsampling to its size
                     h = F.interpolate(m(h), size=skip.shape[-2:], mode="nearest")
         out = self.conv_out(self.norm_out(h))
@@ -348,6 +396,9 @@ class UNet(nn.Module):
         return self._gflop
 
 
+CONTEXT_TOKENS = 8  # prompt length (word pieces with [CLS] and [SEP]) at which a text-conditional net's FLOPs are counted
+
+
 def count_flops(net: nn.Module, shape: tuple[int, ...]) -> int:
     """FLOPs (multiply-adds × 2) of ``net`` on one example of ``shape``, counted with forward hooks on every
     Conv2d, Linear and Attention (its two products) during a forward pass at t = 0."""
@@ -359,19 +410,27 @@ def count_flops(net: nn.Module, shape: tuple[int, ...]) -> int:
             total[0] += 2 * output.numel() * (module.in_channels // module.groups) * kh * kw
         elif isinstance(module, nn.Linear):
             total[0] += 2 * output.numel() * module.in_features
-        elif isinstance(module, Attention):
+        elif isinstance(module, (Attention, CrossAttention)):
             total[0] += module.flops
 
     handles = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear,
-                                                                                      Attention))]
+                                                                                      Attention, CrossAttention))]
     p = next(net.parameters())
+    cond = None
+    width = getattr(getattr(net, "config", None), "context_dim", 0)
+    if width:  # a text-conditional net: counted for a prompt of CONTEXT_TOKENS tokens
+        from kakusan.diffusion.conditioning import TextCondition
+
+        cond = TextCondition(torch.zeros(1, CONTEXT_TOKENS, width, device=p.device, dtype=p.dtype),
+                             torch.ones(1, CONTEXT_TOKENS, dtype=torch.bool, device=p.device),
+                             torch.zeros(1, width, device=p.device, dtype=p.dtype))
     try:
         with torch.no_grad():
-            net(torch.zeros((1, *shape), device=p.device, dtype=p.dtype), torch.zeros(1, device=p.device))
+            net(torch.zeros((1, *shape), device=p.device, dtype=p.dtype), torch.zeros(1, device=p.device), cond)
     finally:
         for h in handles:
             h.remove()
     return total[0]
 
 
-__all__ = ["UNetConfig", "UNet", "ResBlock", "Attention", "count_flops", "group_norm", "to_channels_last"]
+__all__ = ["UNetConfig", "UNet", "ResBlock", "Attention", "CrossAttention", "count_flops", "group_norm", "to_channels_last"]
