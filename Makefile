@@ -12,7 +12,7 @@ export OMP_WAIT_POLICY ?= PASSIVE
 # MNIST for the tests, where `kakusan data get mnist` puts it: $KAKUSAN_DATA, else ~/.cache/kakusan.
 MNIST_CACHE := $(or $(KAKUSAN_DATA),$(HOME)/.cache/kakusan)/mnist/mnist.npz
 
-.PHONY: setup data demo test bench clean
+.PHONY: setup data demo test bench model clean
 
 setup: $(STAMP)
 
@@ -37,6 +37,13 @@ $(MNIST_CACHE): | $(STAMP)
 
 test: $(STAMP) $(MNIST_CACHE)
 	$(PY) -m pytest -n 2 $(TEST_ARGS)
+
+# The prompt → image model shipped in the package (src/kakusan/models/prompt: weights, training log, numbers).
+# Trains both stages on MNIST + Fashion-MNIST (about an hour on 2 CPU cores); resumes runs/prompt-model if there.
+MODEL_RUN ?= runs/prompt-model
+model: $(STAMP)
+	$(VENV)/bin/kakusan generate train --run-dir $(MODEL_RUN) $(if $(wildcard $(MODEL_RUN)/config.json),--resume) \
+		--export src/kakusan/models/prompt
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py

@@ -27,6 +27,8 @@ def fresh_output(path: str, suffix: str) -> Path:
         raise KakusanError(f"{out} already exists: choose another --out (kakusan never overwrites your files)")
     if not out.parent.exists():
         raise KakusanError(f"folder {out.parent} does not exist: create it or choose another --out")
+    if not out.parent.is_dir():
+        raise KakusanError(f"{out.parent} is a file, not a folder: choose another --out")
     return out
 
 

@@ -32,7 +32,7 @@ def _sizes(text: str) -> tuple[int, ...]:
 
 def add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ae-epochs", type=int, default=4, help="autoencoder epochs (stage one; default 4)")
-    p.add_argument("--epochs", type=int, default=8, help="latent diffusion epochs (stage two; default 8)")
+    p.add_argument("--epochs", type=int, default=6, help="latent diffusion epochs (stage two; default 6)")
     p.add_argument("--batch-size", type=int, default=128, help="batch size of both stages (default 128)")
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate of both stages (default 1e-3)")
     p.add_argument("--beta", type=float, default=1e-3, help="the autoencoder's KL weight (default 1e-3)")

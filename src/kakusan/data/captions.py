@@ -15,6 +15,7 @@ with the class of each.
 from __future__ import annotations
 
 import itertools
+import re
 
 import numpy as np
 
@@ -49,13 +50,24 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
 HELD_OUT_SYNONYMS: tuple[tuple[str, ...], ...] = (
     ("numeral zero",), ("numeral one",), ("numeral two",), ("numeral three",), ("numeral four",),
     ("numeral five",), ("numeral six",), ("numeral seven",), ("numeral eight",), ("numeral nine",),
-    ("tank top",), ("slacks",), ("knitted sweater",), ("gown",), ("overcoat",),
+    ("tank top",), ("pair of slacks",), ("knitted sweater",), ("gown",), ("overcoat",),
     ("beach sandal",), ("flannel shirt",), ("athletic shoe",), ("tote bag",), ("leather boot",),
 )
 HELD_OUT_TEMPLATES: dict[str, tuple[str, ...]] = {
-    "mnist": ("someone wrote the digit {} by hand", "a pen sketch of a {}", "a black and white {}"),
+    "mnist": ("someone wrote a {} by hand", "a pen sketch of a {}", "a black and white {}"),
     "fashion-mnist": ("a catalogue picture showing a {}", "a tiny grayscale image of a {}", "look at this {}"),
 }
+
+
+_A_KEEPS = ("one", "uni", "use")  # "a one", "a uniform": the vowel letter is not a vowel sound
+
+
+def fill(template: str, synonym: str) -> str:
+    """``template`` with ``synonym`` in its slot, "a" turned into "an" before a vowel sound ("an ankle boot",
+    "an 8")."""
+    text = template.format(synonym)
+    return re.sub(r"\b([Aa]) (?=(?!" + "|".join(_A_KEEPS) + r")([aeiouAEIOU]|8|11|18))", lambda m: m.group(1) + "n ",
+                  text)
 
 
 def domain_of(label: int) -> str:
@@ -70,11 +82,11 @@ def captions(label: int, split: str = "train") -> list[str]:
     which each caption has a held-out template, a held-out synonym or both (``"held-out"``)."""
     dom = domain_of(label)
     if split == "train":
-        return [t.format(s) for t, s in itertools.product(TEMPLATES[dom], SYNONYMS[label])]
+        return [fill(t, s) for t, s in itertools.product(TEMPLATES[dom], SYNONYMS[label])]
     if split == "held-out":
-        out = [t.format(s) for t, s in itertools.product(HELD_OUT_TEMPLATES[dom], SYNONYMS[label][:1])]
-        out += [t.format(s) for t, s in itertools.product(TEMPLATES[dom][:2], HELD_OUT_SYNONYMS[label])]
-        out += [t.format(s) for t, s in itertools.product(HELD_OUT_TEMPLATES[dom][:1], HELD_OUT_SYNONYMS[label])]
+        out = [fill(t, s) for t, s in itertools.product(HELD_OUT_TEMPLATES[dom], SYNONYMS[label][:1])]
+        out += [fill(t, s) for t, s in itertools.product(TEMPLATES[dom][:1], HELD_OUT_SYNONYMS[label])]
+        out += [fill(t, s) for t, s in itertools.product(HELD_OUT_TEMPLATES[dom][:2], HELD_OUT_SYNONYMS[label])]
         return out
     raise ValueError(f"split must be 'train' or 'held-out', got {split!r}")
 
@@ -82,7 +94,7 @@ def captions(label: int, split: str = "train") -> list[str]:
 def class_prompt(label: int) -> str:
     """The plain class-name prompt: "a handwritten 7", "a photo of a sneaker"."""
     dom = domain_of(label)
-    return (TEMPLATES[dom][0] if dom == "mnist" else TEMPLATES[dom][1]).format(SYNONYMS[label][0])
+    return fill(TEMPLATES[dom][0] if dom == "mnist" else TEMPLATES[dom][1], SYNONYMS[label][0])
 
 
 def training_captions() -> tuple[list[str], np.ndarray]:
@@ -102,5 +114,5 @@ def caption_table() -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate([[0], np.cumsum(counts)[:-1]]), counts
 
 
-__all__ = ["N_CLASSES", "DOMAINS", "SYNONYMS", "TEMPLATES", "HELD_OUT_SYNONYMS", "HELD_OUT_TEMPLATES", "domain_of",
+__all__ = ["N_CLASSES", "DOMAINS", "SYNONYMS", "TEMPLATES", "HELD_OUT_SYNONYMS", "HELD_OUT_TEMPLATES", "fill", "domain_of",
            "captions", "class_prompt", "training_captions", "caption_table"]

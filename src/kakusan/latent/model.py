@@ -124,7 +124,7 @@ class LatentDiffusion(nn.Module):
         ``negative`` a prompt to steer away from. ``z_T`` and ``t_start`` start part-way (image-to-image)."""
         from kakusan.diffusion.samplers import get_sampler
 
-        if isinstance(prompts, (list, tuple)) and n is None:
+        if isinstance(prompts, (list, tuple, TextCondition)) and n is None:
             n = len(prompts)
         n = 1 if n is None else n
         check_positive_int(n, "n")
@@ -138,6 +138,15 @@ class LatentDiffusion(nn.Module):
         z = run(self.denoiser(guidance, negative), z_T, self.diffusion.schedule, steps, g, cond=cond,
                 callback=callback, **options)
         return self.autoencoder.decode(z).clamp(0, 1)
+
+
+    def sample(self, n: int, generator: Seed = None, sampler: str = "dpm++2m", steps: int = 20,
+               prompt: str | None = None, guidance: float = 3.0) -> Tensor:
+        """The model contract of ``kakusan sample``: n images of ``prompt`` (required)."""
+        if prompt is None:
+            raise KakusanError("this is a prompt → image model: give a prompt (kakusan sample RUN --prompt \"a "
+                               "handwritten 7\", or kakusan generate \"…\")")
+        return self.generate(prompt, n=n, generator=generator, sampler=sampler, steps=steps, guidance=guidance)
 
 
 def with_denoiser(config: LatentDiffusionConfig, **changes) -> LatentDiffusionConfig:

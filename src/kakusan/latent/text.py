@@ -59,7 +59,7 @@ def check_prompt(prompt, what: str = "prompt") -> str:
         raise DataError(f"a {what} must be a string, got {type(prompt).__name__}")
     if not prompt.strip():
         raise DataError(f"the {what} is empty: describe the image, e.g. \"a handwritten 7\" or \"a pair of trousers\"")
-    bad = [c for c in prompt if unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co")]
+    bad = [c for c in prompt if unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Zl", "Zp")]
     if bad:
         raise DataError(f"the {what} {prompt[:40]!r} contains the control character U+{ord(bad[0]):04X}: remove it "
                         "(write the prompt on one line, in plain text)")

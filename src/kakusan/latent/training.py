@@ -82,7 +82,7 @@ __all__ = ["AutoencoderSettings", "train_autoencoder"]
 
 @dataclass(frozen=True)
 class DenoiserSettings:
-    epochs: int = 8
+    epochs: int = 6
     batch_size: int = 128
     lr: float = 1e-3
     warmup: int = 200
