@@ -17,9 +17,9 @@ from kakusan.report.run_dir import RunDir
 Size = Literal["tiny", "default"]
 
 # Chapter modules under kakusan.tour, in the order of the road.
-CHAPTERS = ("gaussian", "boltzmann", "hidden", "mcmc", "mcmc_free", "rbm", "vae", "diffusion")
+CHAPTERS = ("gaussian", "boltzmann", "hidden", "mcmc", "mcmc_free", "rbm", "vae", "diffusion", "prompt")
 # The rest of the road, named in the report's contents as not yet built.
-PLANNED = ("Prompt → image: text-conditioned diffusion",)
+PLANNED: tuple[str, ...] = ()
 
 
 @dataclass
