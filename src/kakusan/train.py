@@ -15,9 +15,12 @@ One call of :func:`fit` does, per optimizer step s:
    batch (so the gradient equals the whole batch's), clip the gradient norm, step the optimizer
    (closure optimizers — backtracking, L-BFGS — get a closure, as ``torch.optim`` specifies), step the
    scheduler and update the EMA weights;
-3. every ``log_every`` steps log metric means (all-reduced over ranks), every ``checkpoint_every``
-   write the checkpoint, and run the hooks (evaluation, sampling) that are due, in ``model.eval()``
-   and ``torch.no_grad()``.
+3. every ``log_every`` steps log metric means (all-reduced over ranks), run the hooks (evaluation,
+   sampling) that are due, in ``model.eval()`` and ``torch.no_grad()``, and write the checkpoint when
+   it is due: every ``checkpoint_every`` steps, or by default (``checkpoint_every=0``) at the first
+   step end at least ``checkpoint_seconds`` (60 s) after the last checkpoint — so epochs shorter than a
+   minute are checkpointed about once a minute and longer ones every minute within the epoch, and a
+   kill loses about a minute of work at most. The last step is always checkpointed.
 
 The checkpoint ``checkpoints/last`` is one file written atomically (:mod:`kakusan.checkpoint`): model,
 EMA weights, optimizer, scheduler, step, every rank's generator and the objective's own state
@@ -68,7 +71,8 @@ class TrainConfig:
     ``accumulate`` splits every batch into that many micro-batches (same gradient, less memory);
     ``ema_decays`` keeps one average of the weights per decay; ``autocast="bf16"`` runs the objective
     in bfloat16 autocast; ``log_every`` steps per logged record (means over the interval);
-    ``checkpoint_every`` 0 checkpoints only at the end.
+    ``checkpoint_every`` N checkpoints every N steps, 0 (the default) every ``checkpoint_seconds`` of
+    wall time (at the next step end); the last step is always checkpointed.
     """
 
     steps: int = 1000
@@ -76,6 +80,7 @@ class TrainConfig:
     drop_last: bool = True
     log_every: int = 1
     checkpoint_every: int = 0
+    checkpoint_seconds: float = 60.0
     grad_clip: float | None = None
     accumulate: int = 1
     ema_decays: tuple[float, ...] = ()
@@ -162,7 +167,7 @@ def fit(model: torch.nn.Module, objective: Objective, data: Any, optimizer: torc
     for hook in hooks:
         if hook.at_start and start == 0:
             _run_hook(hook, 0, model, ema, config, run, result, bar, rank)
-    t0 = time.perf_counter()
+    t0 = last_save = time.perf_counter()
     with sigint_flag() as interrupted:
         for step in range(start, config.steps):
             batch = None if data is None else batch_at(data, config.batch_size, step, config.seed, config.drop_last)
@@ -187,12 +192,14 @@ def fit(model: torch.nn.Module, objective: Objective, data: Any, optimizer: torc
                 for hook in due:
                     _run_hook(hook, done, model, ema, config, run, result, bar, rank)
                 t0 = time.perf_counter()
-            if config.checkpoint_every and done % config.checkpoint_every == 0 and not last:
+            timed = (not config.checkpoint_every and run is not None
+                     and time.perf_counter() - last_save >= config.checkpoint_seconds)
+            stop, timed = stop_requested(interrupted, size, device, timed)
+            if not last and (stop or timed or (config.checkpoint_every and done % config.checkpoint_every == 0)):
                 loop.check_finite(done)
                 save(done)
-            if stop_requested(interrupted, size, device) and not last:
-                loop.check_finite(done)
-                save(done)
+                last_save = time.perf_counter()
+            if stop and not last:
                 _close(bar)
                 where = f"; checkpoint saved in {run.checkpoints}" if run is not None else ""
                 raise Interrupted(f"interrupted at step {done} of {config.steps}{where}", done)
@@ -324,8 +331,11 @@ def _check_config(config: TrainConfig) -> None:
         value = getattr(config, name)
         if not isinstance(value, int) or value < (0 if name == "steps" else 1):
             raise KakusanError(f"{name} must be a positive integer, got {value!r}")
-    if config.checkpoint_every < 0:
-        raise KakusanError(f"checkpoint_every must be 0 (only at the end) or positive, got {config.checkpoint_every}")
+    if not isinstance(config.checkpoint_every, int) or config.checkpoint_every < 0:
+        raise KakusanError(f"checkpoint_every must be 0 (every checkpoint_seconds) or a positive number of steps, got "
+                           f"{config.checkpoint_every!r}")
+    if not config.checkpoint_seconds >= 0:
+        raise KakusanError(f"checkpoint_seconds must be ≥ 0, got {config.checkpoint_seconds!r}")
     if config.batch_size is not None and config.batch_size < 1:
         raise KakusanError(f"batch_size must be a positive integer, got {config.batch_size}")
     if config.grad_clip is not None and not config.grad_clip > 0:

@@ -59,19 +59,44 @@ def save_state(directory: Path, model: torch.nn.Module, optimizer: torch.optim.O
 
 def restore(directory: Path, model, optimizer, generator, objective=None, scheduler=None, ema=None, rank: int = 0,
             size: int = 1) -> int:
-    """Load ``last`` into the given objects; return its step."""
+    """Load ``last`` into the given objects; return its step.
+
+    The checkpoint must be format 3 (its manifest — step, optimizer and scheduler state — is hashed with
+    the tensors); an older one is refused in one line unless ``KAKUSAN_TRUST_OLD_CHECKPOINTS=1`` (format 2
+    only). Shapes must fit the model and weights, EMA averages and optimizer state must be finite.
+    """
+    path = checkpoint.path_of(directory, NAME)
     parts, head = checkpoint.load(directory, NAME)
-    if head.get("format", 1) < checkpoint.FORMAT:
-        raise CheckpointError(f"{directory} was written by an older kakusan (checkpoint format {head.get('format', 1)}"
-                              "): it loads for sampling but cannot resume; start a new run directory")
+    fmt = head.get("format", 1)
+    if fmt < checkpoint.FORMAT and (fmt < 2 or not checkpoint.trust_old()):
+        how = (f"; or set {checkpoint.TRUST_OLD}=1 to resume it anyway (its next checkpoint gets the full hash)"
+               if fmt >= 2 else "")
+        raise CheckpointError(f"{path} was written by an older kakusan (checkpoint format {fmt}), before its step "
+                              "and optimizer state were covered by a hash: it loads for sampling but does not resume; "
+                              f"start a new run directory{how}")
+    try:
+        return _restore(path, parts, head, model, optimizer, generator, objective, scheduler, ema, rank, size)
+    except KakusanError:
+        raise
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as e:
+        raise CheckpointError(f"{path} does not fit this run ({type(e).__name__}: {checkpoint._first_line(e)}): "
+                              "resume with the settings the run was started with") from None
+
+
+def _restore(path, parts, head, model, optimizer, generator, objective, scheduler, ema, rank, size) -> int:
     if head.get("world_size", 1) != size:
         raise CheckpointError(f"the run was trained by {head.get('world_size', 1)} processes and is resumed by {size}:"
                               f" resume with --nproc-per-node {head.get('world_size', 1)}")
-    try:
-        model.load_state_dict(parts["model"])
-    except RuntimeError as e:
-        raise CheckpointError(f"the checkpoint in {directory} does not fit this model ({str(e).splitlines()[0]}): "
-                              "resume with the settings the run was started with") from None
+    step = head.get("step")
+    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+        raise CheckpointError(f"{path} records no valid step ({step!r}); the checkpoint is damaged")
+    if "model" not in parts:
+        raise CheckpointError(f"{path} has no model part; it is not a training checkpoint")
+    fresh = model.state_dict()  # before loading: where the untrained model itself is non-finite, so may an EMA be
+    for name, state in parts.items():
+        if name == "optimizer" or name.startswith("ema"):
+            _check_finite(path, name, state, fresh if name.startswith("ema") else {})
+    checkpoint.check_weights(path, model, parts["model"], "model")
     optimizer.load_state_dict(unflatten_optimizer_state(parts.get("optimizer", {}), head["optimizer"]["state"]))
     generator.set_state(parts["generator"][f"rank{rank}"])
     if hasattr(objective, "load_state_dict") and parts.get("objective"):
@@ -83,7 +108,21 @@ def restore(directory: Path, model, optimizer, generator, objective=None, schedu
         scheduler.load_state_dict(head["scheduler"])
     if ema is not None:
         ema.load_parts(parts)
-    return int(head["step"])
+    return step
+
+
+def _check_finite(path: Path, part: str, state: dict, reference: dict) -> None:
+    """Refuse NaN/inf in a part's floating tensors, except where ``reference`` (the fresh model) has them too."""
+    for key, value in state.items():
+        if not (torch.is_tensor(value) and value.is_floating_point()):
+            continue
+        bad = ~torch.isfinite(value)
+        ref = reference.get(key)
+        if torch.is_tensor(ref) and ref.shape == value.shape and ref.is_floating_point():
+            bad &= torch.isfinite(ref)
+        if bool(bad.any()):
+            raise CheckpointError(f"{path}: part {part!r} tensor {key!r} holds {int(bad.sum())} non-finite value(s); "
+                                  "the run diverged or the file was damaged")
 
 
 @contextlib.contextmanager
@@ -108,14 +147,15 @@ def sigint_flag():
         signal.signal(signal.SIGINT, previous)
 
 
-def stop_requested(flag: dict, size: int, device: torch.device) -> bool:
+def stop_requested(flag: dict, size: int, device: torch.device, due: bool = False) -> tuple[bool, bool]:
+    """(Ctrl-C seen, a timed checkpoint due) — on any rank, so every rank agrees (one all-reduce under DDP)."""
     if size == 1:
-        return flag["set"]
+        return flag["set"], due
     import torch.distributed as dist
 
-    t = torch.tensor([1.0 if flag["set"] else 0.0], device=device)
+    t = torch.tensor([1.0 if flag["set"] else 0.0, 1.0 if due else 0.0], device=device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item() > 0)
+    return bool(t[0].item() > 0), bool(t[1].item() > 0)
 
 
 def _gather_generators(generator: torch.Generator, rank: int, size: int) -> list[torch.Tensor]:

@@ -51,6 +51,9 @@ class RunDir:
     def _make(cls, command: str, path: str | Path | None, root: str | Path) -> "RunDir":
         if path is not None:
             p = Path(path)
+            if p.is_dir() and any(p.iterdir()) and _stopped_before_checkpoint(p):
+                _clear(p)
+                sys.stderr.write(f"kakusan: note: reusing {p}: its earlier run stopped before its first checkpoint\n")
             if p.exists() and (not p.is_dir() or any(p.iterdir())):
                 raise KakusanError(
                     f"run directory {p} already exists and is not empty: choose another --run-dir or remove it"
@@ -117,3 +120,48 @@ class RunDir:
             return path
         atomic_write_json(path, obj)
         return path
+
+
+_RUN_FILES = {"config.json", "argv.json", "metrics.jsonl"}
+_RUN_FOLDERS = {"checkpoints", "figures"}
+
+
+def _temporary(entry: Path) -> bool:
+    """A file an atomic write left behind when its process was killed (``.NAME.tmp-PID``)."""
+    return entry.is_file() and entry.name.startswith(".") and ".tmp-" in entry.name
+
+
+def _stopped_before_checkpoint(p: Path) -> bool:
+    """Whether ``p`` holds only what a training run writes before its first checkpoint (so rerunning loses nothing).
+
+    That is: its config, argv and metrics, a ``checkpoints`` folder with no checkpoint in it (at most the
+    temporary file of a killed write), a ``figures`` folder and temporary files — no summary, no model, no
+    file of anyone else's — and a config, if readable, of a training command (it has a ``train`` entry).
+    """
+    for entry in p.iterdir():
+        if _temporary(entry) or (entry.name in _RUN_FILES and entry.is_file()):
+            continue
+        if entry.name in _RUN_FOLDERS and entry.is_dir() and not entry.is_symlink():
+            inside = list(entry.iterdir())
+            if all(f.is_file() and not f.is_symlink() for f in inside) and (
+                    entry.name == "figures" or all(_temporary(f) for f in inside)):
+                continue
+        return False
+    config = p / "config.json"
+    if config.is_file():
+        try:
+            recorded = json.loads(config.read_text())
+        except (OSError, ValueError):
+            return True  # killed while writing it (atomic writes make this rare)
+        return isinstance(recorded, dict) and "train" in recorded
+    return True
+
+
+def _clear(p: Path) -> None:
+    for entry in p.iterdir():
+        if entry.is_dir():
+            for f in entry.iterdir():
+                f.unlink()
+            entry.rmdir()
+        else:
+            entry.unlink()
