@@ -276,3 +276,27 @@ def test_a_missing_shipped_model_is_one_line(tmp_path, capsys):
     assert cli.main(["generate", PROMPT, "-n", "1", "--out", str(tmp_path / "x.npy")]) == 2
     one_error_line(capsys, "make model", "--model")
     assert not (tmp_path / "x.npy").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.requires("mnist", "fashion-mnist")
+def test_generate_train_tiny_run_resumes_and_extends(tmp_path):
+    """`kakusan generate train` end to end at a tiny size (both stages), then --resume --epochs extends stage two;
+    the finished run is a model `kakusan generate --model` reads."""
+    import json
+
+    from kakusan.cli import main
+
+    run = tmp_path / "run"
+    base = ["generate", "train", "--limit", "256", "--ae-epochs", "1", "--channels", "16,32", "--eval-images", "0",
+            "--no-progress", "--run-dir", str(run)]
+    assert main([*base, "--epochs", "1"]) == 0
+    steps = json.loads((run / "summary.json").read_text())["steps"]
+    assert steps == 2  # 256 rows / batch 128
+    assert main(["generate", "train", "--resume", "--epochs", "0", "--run-dir", str(run)]) == 2
+    assert main(["generate", "train", "--resume", "--epochs", "2", "--run-dir", str(run), "--no-progress"]) == 0
+    assert json.loads((run / "summary.json").read_text())["steps"] == 4
+    assert json.loads((run / "config.json").read_text())["train"]["epochs"] == 2
+    out = tmp_path / "x.npy"
+    assert main(["generate", "a handwritten 7", "-n", "2", "--model", str(run), "--out", str(out)]) == 0
+    assert np.load(out).shape == (2, 28, 28)

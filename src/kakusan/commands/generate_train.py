@@ -32,7 +32,8 @@ def _sizes(text: str) -> tuple[int, ...]:
 
 def add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ae-epochs", type=int, default=4, help="autoencoder epochs (stage one; default 4)")
-    p.add_argument("--epochs", type=int, default=6, help="latent diffusion epochs (stage two; default 6)")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="latent diffusion epochs (stage two; default 6); with --resume, more extends the run")
     p.add_argument("--batch-size", type=int, default=128, help="batch size of both stages (default 128)")
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate of both stages (default 1e-3)")
     p.add_argument("--beta", type=float, default=1e-3, help="the autoencoder's KL weight (default 1e-3)")
@@ -40,7 +41,8 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
                    help="probability of training on the empty caption (classifier-free guidance; default 0.1)")
     p.add_argument("--channels", type=_sizes, default=None, help="latent UNet widths per level (default 64,128)")
     p.add_argument("--limit", type=int, default=0, help="train on the first LIMIT images only (0: all 120,000)")
-    p.add_argument("--eval-images", type=int, default=25, help="images per class prompt in the summary (default 25)")
+    p.add_argument("--eval-images", type=int, default=25,
+                   help="images per class prompt in the summary (default 25; 0: no metric-network evaluation)")
     p.add_argument("--export", default=None, metavar="DIR",
                    help="also write the model, its training log and numbers into DIR (make model: the package)")
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
@@ -53,7 +55,7 @@ def _check(args) -> None:
     from kakusan.errors import KakusanError
 
     for name in ("ae_epochs", "epochs", "batch_size"):
-        if getattr(args, name) < 1:
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             raise KakusanError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)}")
     if not args.lr > 0:
         raise KakusanError(f"--lr must be positive, got {args.lr}")
@@ -92,14 +94,23 @@ def run_train(args: argparse.Namespace) -> int:
         ae_settings = AutoencoderSettings(**config["autoencoder"])
         settings = DenoiserSettings(**config["train"])
         limit = int(config.get("limit", 0))
+        if args.epochs is not None and args.epochs != settings.epochs:
+            if args.epochs < settings.epochs:
+                raise KakusanError(f"--epochs {args.epochs} is fewer than the run's {settings.epochs}: resume only "
+                                   "extends a run")
+            print(f"extending stage two from {settings.epochs} to {args.epochs} epochs (the learning-rate schedule "
+                  "stretches to the new length)", flush=True)
+            settings = dataclasses.replace(settings, epochs=args.epochs)
+            config["train"] = dataclasses.asdict(settings)
+            run.write_json("config.json", config)
     else:
         model_config = LatentDiffusionConfig()
         if args.channels:
             n = len(args.channels)
             model_config = with_denoiser(model_config, channels=args.channels, attention=(True,) * n)
         ae_settings = AutoencoderSettings(args.ae_epochs, args.batch_size, args.lr, args.beta, args.seed)
-        settings = DenoiserSettings(args.epochs, args.batch_size, args.lr, caption_drop=args.caption_drop,
-                                    seed=args.seed)
+        settings = DenoiserSettings(args.epochs or DenoiserSettings.epochs, args.batch_size, args.lr,
+                                    caption_drop=args.caption_drop, seed=args.seed)
         limit = args.limit
         run = RunDir.create("generate-train", args.run_dir, args.runs_root)
         run.write_config({"command": "generate train", "class": "LatentDiffusion", "module": "kakusan.latent.model",
@@ -129,9 +140,10 @@ def run_train(args: argparse.Namespace) -> int:
     summary.update(autoencoder=ae_meta, steps=result.steps, train_seconds=result.seconds + ae_meta["train_seconds"],
                    wall_seconds=time.perf_counter() - t_start, gflop_per_example=model.gflop_per_example())
     run.write_json("summary.json", summary)
-    print(f"trained in {summary['train_seconds']:.0f} s of training; class-prompt accuracy "
-          f"{summary['prompt_accuracy']['mnist']:.1%} (MNIST), {summary['prompt_accuracy']['fashion-mnist']:.1%} "
-          f"(Fashion-MNIST); run: {run.path}")
+    acc = summary["prompt_accuracy"]
+    said = (f"class-prompt accuracy {acc['mnist']:.1%} (MNIST), {acc['fashion-mnist']:.1%} (Fashion-MNIST)" if acc
+            else f"test PSNR {summary['psnr_db']['mnist']:.2f} / {summary['psnr_db']['fashion-mnist']:.2f} dB")
+    print(f"trained in {summary['train_seconds']:.0f} s of training; {said}; run: {run.path}")
     if args.export:
         export(run, Path(args.export))
         print(f"exported the model to {args.export}")
@@ -152,18 +164,19 @@ def evaluate_model(model, x_test, y_test, per_class: int, seed: int = 0) -> dict
     for dom, lo in (("mnist", 0), ("fashion-mnist", 10)):
         rows = (y_test >= lo) & (y_test < lo + 10)
         x, y = x_test[rows][:2000].to(device), (y_test[rows][:2000] - lo).to(device)
+        out["psnr_db"][dom] = float(model.autoencoder.psnr(x).mean())
+        if not per_class:  # no metric networks (which may need training first): PSNR only
+            continue
         net = get_metric_net(dom, device=device).eval()
         with torch.no_grad():
             recon = torch.cat([model.autoencoder.reconstruct(x[i:i + 500]) for i in range(0, len(x), 500)])
             out["original_accuracy"][dom] = float((net.logits(x).argmax(1) == y).float().mean())
             out["recon_accuracy"][dom] = float((net.logits(recon).argmax(1) == y).float().mean())
-            out["psnr_db"][dom] = float(model.autoencoder.psnr(x).mean())
-            if per_class:
-                hits = 0
-                for c in range(lo, lo + 10):
-                    imgs = model.generate(class_prompt(c), n=per_class, generator=make_generator(seed + c, device))
-                    hits += int((net.logits(imgs).argmax(1) == c - lo).sum())
-                out["prompt_accuracy"][dom] = hits / (10 * per_class)
+            hits = 0
+            for c in range(lo, lo + 10):
+                imgs = model.generate(class_prompt(c), n=per_class, generator=make_generator(seed + c, device))
+                hits += int((net.logits(imgs).argmax(1) == c - lo).sum())
+            out["prompt_accuracy"][dom] = hits / (10 * per_class)
     out["prompt_images_per_class"] = per_class
     out["n_classes"] = N_CLASSES
     return out

@@ -1,4 +1,5 @@
-"""``kakusan tour``: the main job — walk the road chapter by chapter on the bundled digits, write one HTML report."""
+"""``kakusan tour``: the main job — walk the road chapter by chapter (on the bundled digits; the last chapter with the
+shipped prompt → image model), write one HTML report."""
 
 from __future__ import annotations
 
@@ -8,15 +9,16 @@ import shlex
 import sys
 import time
 
-from kakusan.commands import add_run_options
+from kakusan.commands.args import harden_run_options
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("tour", help="run every chapter on the bundled digits and write an HTML report")
+    p = subparsers.add_parser("tour", help="run every chapter (bundled digits; the shipped prompt → image model) and write an "
+                                           "HTML report")
     p.add_argument("--size", choices=("tiny", "default"), default="default",
                    help="tiny: seconds, for CI; default: the full tour (under two minutes on 2 CPU cores)")
     p.add_argument("--chapters", default=None, help="comma-separated chapter names to run (default: all)")
-    add_run_options(p)
+    harden_run_options(p)
     p.set_defaults(run=run)
 
 
@@ -30,6 +32,8 @@ def run(args: argparse.Namespace) -> int:
     from kakusan.tour import CHAPTERS, PLANNED, TourContext
 
     chapters = list(CHAPTERS) if args.chapters is None else [c.strip() for c in args.chapters.split(",") if c.strip()]
+    if not chapters:
+        raise KakusanError(f"--chapters {args.chapters!r} names no chapter: choose from {', '.join(CHAPTERS)}")
     unknown = [c for c in chapters if c not in CHAPTERS]
     if unknown:
         raise KakusanError(f"unknown chapter(s) {', '.join(unknown)}: choose from {', '.join(CHAPTERS)}")
@@ -61,8 +65,9 @@ def run(args: argparse.Namespace) -> int:
     report = write_report(run_dir.path / "report.html", "kakusan tour: from KL divergence to diffusion", rendered,
                           intro="Every model on this road is learned by minimising KL(p<sub>0</sub>&#8214;q), the "
                                 "divergence from the data's empirical distribution to the model. The chapters "
-                                "below run on scikit-learn's bundled 8×8 digits; those greyed in the contents "
-                                "are not yet built.",
+                                "below run on scikit-learn's bundled 8×8 digits, and the last one, prompt → image, "
+                                "on the latent diffusion model shipped with kakusan (trained on MNIST and "
+                                "Fashion-MNIST).",
                           header=header, planned=PLANNED)
     print(f"report: {report}")
     return 0

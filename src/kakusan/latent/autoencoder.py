@@ -8,8 +8,9 @@ module, trains the VAE with a *weak* KL term,
 with β ≪ 1 (default 10⁻³ per image against a likelihood summed over 784 pixels): the KL keeps the latents
 near a unit Gaussian and smooth, not compressed hard, so the decoder reconstructs sharply (PSNR in
 :meth:`Autoencoder.psnr`), and the diffusion model of stage two learns the latents' real prior. The
-likelihood is the continuous Bernoulli's cross-entropy on gray values in [0, 1] (the same loss as
-``--likelihood bernoulli`` of the VAE chapter, applied to gray levels).
+likelihood term is the Bernoulli cross-entropy applied to gray values in [0, 1] (−Σ x log p + (1 − x) log(1 − p),
+without the continuous Bernoulli's normaliser: as a reconstruction loss its minimum is at p = x, which is all
+stage one needs; it is not a normalised density of gray images, so the autoencoder reports PSNR, not bits/dim).
 
 Shapes: the encoder maps (n, 1, 28, 28) through two stride-2 convolutions (28 → 14 → 7) to the mean and
 log-variance of z (n, 4, 7, 7); the decoder mirrors it with transposed convolutions and gives logits.
