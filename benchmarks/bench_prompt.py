@@ -404,6 +404,46 @@ def part_fd(b: Bench) -> dict:
     return out
 
 
+def figures(b: Bench, results: dict, folder: Path) -> list[Path]:
+    """The chapter's figures (docs/prompt-to-image.md) from this model and this run's measurements: a prompt grid,
+    a guidance sweep, SDEdit and inpainting of test images, and — when those parts ran — the held-out paraphrase
+    table and the zero-shot confusion matrix."""
+    from kakusan.data.captions import N_CLASSES, SYNONYMS
+    from kakusan.latent.data import joint_images
+    from kakusan.latent.edit import edit
+    from kakusan.report import prompt as rp
+
+    folder.mkdir(parents=True, exist_ok=True)
+    m, seed = b.model, b.args.seed
+    out = [rp.prompt_grid(m, ["a handwritten 7", "the digit three", "a photo of an ankle boot", "a pair of trousers",
+                              "someone wrote a numeral five by hand", "a catalogue picture showing a knitted sweater"],
+                          folder / "prompt_grid.png", n_per_prompt=8, seed=seed),
+           rp.guidance_sweep(m, ["a handwritten 2", "a photo of a dress"], folder / "prompt_guidance.png", seed=seed)]
+    x, y = joint_images("test")
+    rows = torch.cat([(y == 3).nonzero()[:2, 0], (y == 17).nonzero()[:2, 0]])  # two 3s, two sneakers
+    images = x[rows].to(b.device)
+    mask = torch.zeros(28, 28)
+    mask[:, 14:] = 1  # repaint the right half
+    sd = edit(m, images, ["a handwritten 8", "a handwritten 8", "an ankle boot", "an ankle boot"], strength=0.6,
+              generator=seed)
+    inp = edit(m, images, ["a handwritten 8", "a handwritten 8", "an ankle boot", "an ankle boot"], strength=1.0,
+               mask=mask, generator=seed)
+    out.append(rp.edit_figure(images.cpu(), {"SDEdit 0.6 → '8' / 'ankle boot'": sd.cpu(),
+                                             "inpaint right half": inp.cpu()}, folder / "prompt_edit.png",
+                              mask=mask))
+    if "paraphrases" in results:
+        names = [SYNONYMS[c][0] for c in range(N_CLASSES)]
+        table = [(r["prompt"], names[r["class"]], r["accuracy"], r["n"]) for r in results["paraphrases"]["per_prompt"]]
+        out.append(rp.paraphrase_table(table, folder / "prompt_paraphrases.png",
+                                       title=f"held-out paraphrases, {b.args.m} images each, guidance {b.args.guidance:g}"))
+    if "zeroshot" in results:
+        z = results["zeroshot"]
+        out.append(rp.confusion_figure(np.asarray(z["confusion"]), None, folder / "prompt_confusion.png",
+                                       f"diffusion classifier, 20 class prompts, {z['samples']} draws, "
+                                       f"{z['images_per_domain']} test images per domain"))
+    return out
+
+
 RUNNERS = {"classes": part_classes, "paraphrases": part_paraphrases, "speed": part_speed,
            "zeroshot": part_zeroshot, "fd": part_fd}
 
@@ -515,6 +555,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout (progress lines on stderr)")
     p.add_argument("--results", default=None, metavar="FILE.md", help="write the markdown tables here")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--figures", default=None, metavar="DIR",
+                   help="also draw the chapter's figures into DIR (docs/figures for the docs page)")
     args = p.parse_args(argv)
     args.parts = [s.strip() for s in args.parts.split(",") if s.strip()]
     unknown = sorted(set(args.parts) - set(PARTS))
@@ -563,6 +605,9 @@ def main(argv: list[str] | None = None) -> int:
             f"(load {load0:.1f})")
         if args.results:
             Path(args.results).write_text(markdown(env, results))
+    if args.figures:
+        for path in figures(bench, results, Path(args.figures)):
+            log(f"figure: {path}")
     env["load_average_end"] = os.getloadavg()[0]
     env["seconds"] = time.perf_counter() - t_start
     if args.results:
