@@ -379,7 +379,8 @@ def find(source: str | Path, weights: str = "ema") -> tuple[Path, str, str]:
     if not weights.startswith("ema"):
         return folder, name, "model"
     _, head = _read_manifest(path_of(folder, name))
-    emas = [p for p, info in head.get("parts", {}).items() if info.get("kind") == "ema"]
+    described = head.get("parts") if isinstance(head.get("parts"), dict) else {}
+    emas = [p for p, info in described.items() if isinstance(info, dict) and info.get("kind") == "ema"]
     if weights == "ema":
         return folder, name, emas[0] if emas else "model"
     if weights not in emas:

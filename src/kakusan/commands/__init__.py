@@ -55,12 +55,14 @@ def typed_options(argv: list[str]) -> tuple[dict[str, Any], dict[str, str]]:
     return {k: v for k, v in vars(ns).items() if k in names}, names
 
 
-def check_resume(args: argparse.Namespace, run_dir: str | Path | None = None) -> dict[str, Any]:
+def check_resume(args: argparse.Namespace, run_dir: str | Path | None = None,
+                 may_change: frozenset[str] | set[str] = RESUME_MAY_CHANGE) -> dict[str, Any]:
     """Refuse options given with ``--resume`` that conflict with the run's own (listing them all, one line).
 
     The run's options are its recorded command line (``argv.json``) parsed again, or, when that cannot be
     read, the values its ``config.json`` records under the same names. Options in :data:`RESUME_MAY_CHANGE`
-    are always accepted (``--epochs`` extends the run; see :func:`resume_run`). Returns the typed options.
+    (or ``may_change``) are always accepted (``--epochs`` extends the run; see :func:`resume_run` — a command
+    that cannot extend passes ``may_change`` without ``epochs``). Returns the typed options.
     """
     import json
 
@@ -71,7 +73,7 @@ def check_resume(args: argparse.Namespace, run_dir: str | Path | None = None) ->
     if not argv:
         return {}
     typed, names = typed_options(list(argv))
-    asked = {k: v for k, v in typed.items() if k not in RESUME_MAY_CHANGE}
+    asked = {k: v for k, v in typed.items() if k not in may_change}
     if not asked:
         return typed
     original: dict[str, Any] | None = None
