@@ -67,3 +67,25 @@ def to_jsonable(obj: Any) -> Any:
     if isinstance(obj, float) and not math.isfinite(obj):
         return str(obj)
     return obj
+
+
+def dumps_strict(obj: Any) -> str:
+    """``obj`` as one line of strict JSON (what ``--json`` prints): non-finite floats as strings, never ``NaN``."""
+    return json.dumps(to_jsonable(obj), allow_nan=False)
+
+
+def read_json(path: Path, what: str = "file") -> dict:
+    """A JSON object from ``path``; a one-line :class:`~kakusan.errors.CheckpointError` naming the file otherwise."""
+    from kakusan.errors import CheckpointError
+
+    path = Path(path)
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CheckpointError(f"{path} is missing: give a complete {what}") from None
+    except (OSError, UnicodeDecodeError, ValueError) as e:  # JSONDecodeError is a ValueError
+        raise CheckpointError(f"{path} is not valid JSON ({' '.join(str(e).split())[:120]}): the {what} is damaged; "
+                              "write it again") from None
+    if not isinstance(value, dict):
+        raise CheckpointError(f"{path} holds a JSON {type(value).__name__}, not an object: the {what} is damaged")
+    return value

@@ -190,14 +190,15 @@ def save_ising_npz(path: str | Path, model: IsingModel) -> Path:
 
 def load_ising_npz(path: str | Path) -> IsingModel:
     """Read an ``.npz`` with ``J`` (N, N, symmetric, zero diagonal) and ``h`` (N,) into a float64 model."""
+    from kakusan.data.user_files import read_npz
+
     path = Path(path)
     if not path.is_file():
         raise KakusanError(f"no such file {path}: give an .npz holding arrays J (N, N) and h (N,)")
     try:
-        with np.load(path, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in f.files}
-    except Exception as e:  # zipfile, pickle and format errors all mean the same to the user
-        raise KakusanError(f"cannot read {path} as .npz ({e}): save it with numpy.savez(path, J=J, h=h)") from None
+        arrays = read_npz(path)  # the one reader of user archives: no pickle, damaged members caught
+    except KakusanError as e:
+        raise KakusanError(f"cannot read the model file: {e}; a model file is numpy.savez(path, J=J, h=h)") from None
     missing = [k for k in ("J", "h") if k not in arrays]
     if missing:
         raise KakusanError(f"{path} lacks array(s) {', '.join(missing)} (has {sorted(arrays)}): "
