@@ -22,7 +22,10 @@ def write(tmp_path, x, name="data.npy"):
 
 
 def fit(args, capsys):
-    code = main(["gaussian", "fit", *args])
+    try:
+        code = main(["gaussian", "fit", *args])
+    except SystemExit as e:  # the parser refuses a bad value (e.g. --reg -1) itself
+        code = e.code
     out, err = capsys.readouterr()
     return code, out, err
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
+
+from kakusan.files import dumps_strict
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -75,5 +76,5 @@ def run_info(args: argparse.Namespace) -> int:
     from kakusan.data import load
 
     d = load(args.name, root=args.root).describe()
-    print(json.dumps(d) if args.json else _format(d))
+    print(dumps_strict(d) if args.json else _format(d))
     return 0

@@ -10,11 +10,19 @@ precision and recall in the data set's metric-network features, and the class ac
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import time
 
-from kakusan.commands import add_run_options
+from kakusan.files import dumps_strict
+from kakusan.commands.args import (
+    below_one,
+    harden_run_options,
+    interval_or_never,
+    nonneg_float,
+    nonneg_int,
+    positive_float,
+    positive_int,
+)
 
 SAMPLERS = ("ddpm", "ddim", "dpm++2m", "heun")
 
@@ -45,11 +53,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
     sa = sub.add_parser("sample", help="draw samples from a trained run (the same as `kakusan sample`)")
     sa.add_argument("source", metavar="RUN", help="run directory written by `kakusan diffusion train`")
-    sa.add_argument("-n", "--n-samples", type=int, default=64, help="number of samples")
+    sa.add_argument("-n", "--n-samples", type=positive_int, default=64, help="number of samples")
     sa.add_argument("--sampler", choices=SAMPLERS, default=None, help="sampler (default dpm++2m)")
-    sa.add_argument("--steps", type=int, default=None, help="sampling steps (default 20)")
-    sa.add_argument("--class", dest="class_", type=int, default=None, help="class label (class-conditional runs)")
-    sa.add_argument("--guidance", type=float, default=None,
+    sa.add_argument("--steps", type=positive_int, default=None, help="sampling steps (default 20)")
+    sa.add_argument("--class", dest="class_", type=nonneg_int, default=None, help="class label (class-conditional runs)")
+    sa.add_argument("--guidance", type=nonneg_float, default=None,
                     help="classifier-free guidance scale w (1: none, 0: unconditional; default 1)")
     sa.add_argument("--out", default=None, help="also write the samples here: .npy (data space; images (n, H, W) in "
                                                 "[0, 1]) or .png (a grid); must not exist")
@@ -61,14 +69,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     ev.add_argument("--data", default=None, help="evaluate on this .npy file instead of the run's test set")
     ev.add_argument("--nll", choices=("vlb", "ode", "none"), default="vlb",
                     help="likelihood: the VLB (stratified over t) or the probability-flow ODE (default vlb)")
-    ev.add_argument("--n-t", type=int, default=100, help="VLB: strata of t per example (default 100)")
-    ev.add_argument("--rows", type=int, default=0, help="evaluate the first ROWS examples only (0: all)")
+    ev.add_argument("--n-t", type=positive_int, default=None, help="--nll vlb: strata of t per example (default 100)")
+    ev.add_argument("--rows", type=nonneg_int, default=0, help="evaluate the first ROWS examples only (0: all)")
     ev.add_argument("--fd", action="store_true", help="also sample quality: FD, precision, recall (and class "
                                                       "accuracy of a conditional model) in metric-net features")
-    ev.add_argument("--n-samples", type=int, default=2000, help="samples drawn for --fd (default 2000)")
-    ev.add_argument("--sampler", choices=SAMPLERS, default="dpm++2m", help="sampler for --fd samples")
-    ev.add_argument("--steps", type=int, default=20, help="sampling steps for --fd samples")
-    ev.add_argument("--guidance", type=float, default=1.0, help="guidance scale for --fd samples")
+    ev.add_argument("--n-samples", type=positive_int, default=None, help="samples drawn for --fd (default 2000)")
+    ev.add_argument("--sampler", choices=SAMPLERS, default=None, help="sampler for --fd samples (default dpm++2m)")
+    ev.add_argument("--steps", type=positive_int, default=None, help="sampling steps for --fd samples (default 20)")
+    ev.add_argument("--guidance", type=nonneg_float, default=None, help="guidance scale for --fd samples (default 1)")
     ev.add_argument("--json", action="store_true", help="print one JSON object")
     _add_common(ev)
     p.set_defaults(run=run, diffusion_parser=p)
@@ -76,7 +84,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", default="ema", help="ema (default), model, last, or ema@DECAY")
-    add_run_options(p, device=True)
+    harden_run_options(p, device=True)
 
 
 def _add_train(tr: argparse.ArgumentParser) -> None:
@@ -85,7 +93,7 @@ def _add_train(tr: argparse.ArgumentParser) -> None:
                                                                "--cond-drop for classifier-free guidance)")
     tr.add_argument("--schedule", choices=("linear", "cosine"), default=None,
                     help="noise schedule (default: cosine for images, linear for continuous data)")
-    tr.add_argument("--T", type=int, default=1000, help="diffusion steps (default 1000)")
+    tr.add_argument("--T", type=positive_int, default=1000, help="diffusion steps (default 1000)")
     tr.add_argument("--target", choices=("eps", "x0", "v"), default=None,
                     help="what the network predicts (default: eps for images, whose x̂_0 is clipped to [−1, 1]; v for "
                          "continuous data, where ε-models blow up near t = T)")
@@ -98,22 +106,24 @@ def _add_train(tr: argparse.ArgumentParser) -> None:
     tr.add_argument("--denoiser", choices=("unet", "mlp"), default=None,
                     help="unet (images; default) or mlp (vectors; default)")
     tr.add_argument("--channels", type=_sizes, default=None, help="UNet channels per resolution, e.g. 32,64,64")
-    tr.add_argument("--hidden", type=int, default=None, help="MLP width (default 256)")
-    tr.add_argument("--depth", type=int, default=None, help="MLP residual blocks (default 3)")
-    tr.add_argument("--epochs", type=int, default=20, action=_Epochs, help="passes over the training data "
+    tr.add_argument("--hidden", type=positive_int, default=None, help="--denoiser mlp: width (default 256)")
+    tr.add_argument("--depth", type=positive_int, default=None, help="--denoiser mlp: residual blocks (default 3)")
+    tr.add_argument("--epochs", type=positive_int, default=20, action=_Epochs, help="passes over the training data "
                                                                            "(default 20)")
-    tr.add_argument("--batch-size", type=int, default=128)
-    tr.add_argument("--lr", type=float, default=1e-3, help="Adam step size (after a linear warm-up)")
-    tr.add_argument("--warmup", type=int, default=100, help="LR warm-up steps")
+    tr.add_argument("--batch-size", type=positive_int, default=128)
+    tr.add_argument("--lr", type=positive_float, default=1e-3, help="Adam step size (after a linear warm-up)")
+    tr.add_argument("--warmup", type=nonneg_int, default=100, help="LR warm-up steps")
     tr.add_argument("--lr-schedule", choices=("constant", "linear", "cosine"), default="cosine")
-    tr.add_argument("--ema", type=float, default=None,
+    tr.add_argument("--ema", type=below_one, default=None,
                     help="EMA decay of the weights used to sample (0: none; default 1 − 10/steps, at most 0.9995)")
-    tr.add_argument("--grad-clip", type=float, default=1.0)
-    tr.add_argument("--cond-drop", type=float, default=0.1, help="label dropout probability (conditional runs)")
-    tr.add_argument("--eval-every", type=int, default=0, help="steps between test evaluations (0: each epoch)")
-    tr.add_argument("--checkpoint-every", type=int, default=0, help="steps between training checkpoints")
+    tr.add_argument("--grad-clip", type=positive_float, default=1.0)
+    tr.add_argument("--cond-drop", type=below_one, default=None,
+                    help="--conditional: label dropout probability (default 0.1)")
+    tr.add_argument("--eval-every", type=interval_or_never, default=0,
+                    help="steps between test evaluations (0: each epoch; -1: never)")
+    tr.add_argument("--checkpoint-every", type=nonneg_int, default=0, help="steps between training checkpoints")
     tr.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its checkpoint")
-    add_run_options(tr, device=True)
+    harden_run_options(tr, device=True)
     tr.set_defaults(epochs_given=False)
 
 
@@ -146,16 +156,20 @@ def _load(args: argparse.Namespace):
     device = pick_device(args.device)
     folder, name, part = find(args.source, args.weights)
     model = load_model(folder, name, map_location=device, part=part).eval()
-    spec = DiffusionDataSpec(**config["data"])
-    if args.data is not None:
-        import numpy as np
+    from kakusan.commands.args import config_part
 
+    spec = config_part(config, "data", DiffusionDataSpec, args.source)
+    if args.data is not None:
+        from kakusan.data import load
         from kakusan.errors import DataError
 
-        try:
-            x = torch.as_tensor(np.load(args.data, allow_pickle=False), dtype=torch.float32)
-        except (OSError, ValueError) as e:
-            raise DataError(f"--data {args.data}: cannot read it as a .npy array ({e})") from None
+        ds = load(args.data)  # the one loader of user arrays: numeric, finite, at least one row
+        x = (ds.x_test if ds.x_test is not None else ds.x_train).to(torch.float32)
+        shape = tuple(config["shape"])
+        if tuple(x.shape[1:]) not in (shape, (math.prod(shape),)):
+            raise DataError(f"--data {args.data}: the model takes examples of shape (n, {', '.join(map(str, shape))}), "
+                            f"got {tuple(x.shape)}")
+        x = x.reshape(len(x), *shape)
         labels, split = None, args.data
     else:
         data = prepare_data(spec)
@@ -172,8 +186,17 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from kakusan.runtime import make_generator, set_threads
 
     set_threads()
-    if args.rows < 0 or args.n_t < 1 or args.n_samples < 1:
-        raise KakusanError("--rows must be ≥ 0, --n-t and --n-samples positive")
+    from kakusan.commands.args import or_default, refuse_unused
+
+    if not args.fd:
+        refuse_unused(args, ("n_samples", "sampler", "steps", "guidance"), "without --fd (they set its samples)")
+    if args.nll != "vlb":
+        refuse_unused(args, ("n_t",), f"to --nll {args.nll}, only to --nll vlb")
+    args.n_t, args.n_samples = or_default(args.n_t, 100), or_default(args.n_samples, 2000)
+    args.sampler, args.steps = or_default(args.sampler, "dpm++2m"), or_default(args.steps, 20)
+    args.guidance = or_default(args.guidance, 1.0)
+    if args.rows < 0:
+        raise KakusanError("--rows must be ≥ 0")
     model, x, labels, split, spec, part, device = _load(args)
     cond = labels.long() if (model.n_classes and labels is not None) else None
     out: dict = {"split": split, "n": len(x), "weights": part}
@@ -204,7 +227,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
                           "n_t": args.n_t, "fd": args.fd, "seed": args.seed}, argv=args.argv)
     run_dir.write_json("evaluation.json", out)
     if args.json:
-        print(json.dumps(out))
+        print(dumps_strict(out))
     else:
         parts = []
         if "nll" in out:

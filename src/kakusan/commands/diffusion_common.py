@@ -12,7 +12,6 @@ The recipe (:class:`DiffusionDataSpec`, saved in a run's ``config.json``) keeps 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -90,14 +89,6 @@ def prepare_data(spec: DiffusionDataSpec) -> DiffusionData:
 
 def read_config(run: str | Path) -> dict:
     """A diffusion run's ``config.json``; a one-line error if it is not one."""
-    from kakusan.errors import KakusanError
+    from kakusan.commands.args import read_run_config
 
-    path = Path(run) / "config.json"
-    if not path.exists():
-        raise KakusanError(f"{run} is not a run directory (no config.json): give the folder `kakusan diffusion "
-                           "train` wrote")
-    config = json.loads(path.read_text())
-    if config.get("command") != "diffusion train":
-        raise KakusanError(f"{run} was written by `kakusan {config.get('command', '?')}`, not `kakusan diffusion "
-                           "train`")
-    return config
+    return read_run_config(run, "diffusion train")

@@ -54,7 +54,11 @@ def denoiser_config(args: argparse.Namespace, data: DiffusionData):
     from kakusan.diffusion.nets import MLPDenoiserConfig
     from kakusan.errors import KakusanError
 
+    from kakusan.commands.args import refuse_unused
+
     kind = args.denoiser or ("unet" if len(data.shape) >= 2 else "mlp")
+    refuse_unused(args, ("channels",) if kind == "mlp" else ("hidden", "depth"),
+                  f"to the {kind} denoiser{'' if args.denoiser else ' (the default for these data)'}")
     if kind == "mlp":
         width = args.hidden or 256
         return MLPDenoiserConfig(hidden=width, depth=args.depth or 3)
@@ -105,14 +109,18 @@ def settings_from(args: argparse.Namespace, n_train: int) -> DiffusionTrainSetti
     ema = args.ema if args.ema is not None else round(min(0.9995, max(0.0, 1 - 10 / total)), 6)  # ~ the last tenth
     if not 0 <= ema < 1:
         raise KakusanError(f"--ema must be a decay in [0, 1) (0: none), got {ema}")
-    if not 0 <= args.cond_drop < 1:
-        raise KakusanError(f"--cond-drop must be a probability in [0, 1), got {args.cond_drop}")
+    if not args.conditional and args.cond_drop is not None:
+        raise KakusanError("--cond-drop does not apply without --conditional (there are no labels to drop): leave it "
+                           "out")
+    cond_drop = 0.1 if args.cond_drop is None else args.cond_drop
+    if not 0 <= cond_drop < 1:
+        raise KakusanError(f"--cond-drop must be a probability in [0, 1), got {cond_drop}")
     if args.t_sampling == "importance" and args.loss != "vlb":
         raise KakusanError("--t-sampling importance applies to --loss vlb only")
     if args.warmup < 0:
         raise KakusanError(f"--warmup must be a non-negative number of steps, got {args.warmup}")
     warmup = min(args.warmup, total // 5)  # short runs warm up less
-    return DiffusionTrainSettings(args.loss, args.weighting, args.t_sampling, args.cond_drop, args.epochs,
+    return DiffusionTrainSettings(args.loss, args.weighting, args.t_sampling, cond_drop, args.epochs,
                                   args.batch_size, args.lr, warmup, args.lr_schedule, ema, args.grad_clip,
                                   args.eval_every, args.checkpoint_every, args.seed)
 
@@ -234,17 +242,18 @@ def train_figures(model, data: DiffusionData, run_dir, per_epoch: int, seed: int
     from kakusan.runtime import make_generator
 
     device = next(model.parameters()).device
+    steps = {"steps": model.schedule.T} if model.schedule.T < 20 else {}  # the default sampler takes 20 steps
     records = run_dir.read_metrics()
     report.training_figure([r for r in records if r.get("eval")], [r for r in records if "loss" in r],
                            run_dir.figures / "training.png", steps_per_epoch=per_epoch)
     if model.image_shape is not None:
         labels = torch.arange(64, device=device) % model.n_classes if model.n_classes else None
-        samples = model.sample(64, make_generator(seed + 2, device), labels=labels).cpu()
+        samples = model.sample(64, make_generator(seed + 2, device), labels=labels, **steps).cpu()
         report.samples_figure(samples, run_dir.figures / "samples.png")
         report.forward_process_figure(model, data.test[:1].to(device), run_dir.figures / "forward_process.png",
                                       generator=make_generator(seed + 3, device))
     else:
-        samples = model.sample(2000, make_generator(seed + 2, device)).cpu()
+        samples = model.sample(2000, make_generator(seed + 2, device), **steps).cpu()
         report.scatter_figure(data.test[:2000], samples, run_dir.figures / "samples.png")
     x = data.test[:EVAL_ROWS].to(device)
     return {"test_mse": test_mse(model, x, data.test_labels[:EVAL_ROWS] if model.n_classes else None, 0)}

@@ -7,7 +7,6 @@ prints a summary, or with ``--json`` exactly one JSON object ``{"mean", "cov", "
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from pathlib import Path
@@ -15,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from kakusan.commands import add_run_options
+from kakusan.files import dumps_strict
+from kakusan.commands.args import harden_run_options, nonneg_float
 from kakusan.errors import DataError, KakusanError
 
 
@@ -27,11 +27,11 @@ def add_parser(subparsers) -> None:
                          description="Fit N(mu, Sigma) to DATA.npy (rows are samples; a 1-D array is 1-D data) "
                                      "by maximum likelihood, i.e. by minimising KL(p0 || q).")
     fit.add_argument("data", metavar="DATA.npy", help="NumPy .npy array of shape (n,) or (n, D)")
-    fit.add_argument("--reg", type=float, default=0.0,
+    fit.add_argument("--reg", type=nonneg_float, default=0.0,
                      help="add REG to the covariance diagonal (needed when the data do not span all D dimensions)")
     fit.add_argument("--json", action="store_true",
                      help='print only {"mean", "cov", "log_likelihood"} as one JSON object on stdout')
-    add_run_options(fit, seed=False)
+    harden_run_options(fit, seed_option=False)
     fit.set_defaults(run=run_fit)
     parser.set_defaults(run=lambda args: _usage(parser))
 
@@ -43,29 +43,14 @@ def _usage(parser: argparse.ArgumentParser) -> int:
 
 def load_samples(path: str | Path) -> np.ndarray:
     """Read a numeric (n,) or (n, D) ``.npy`` array without unpickling; float64, finite."""
+    from kakusan.data.user_files import check_array, read_npy
+
     path = Path(path)
     if path.suffix != ".npy":
         raise DataError(f"{path} is not a .npy file: save the samples with numpy.save('data.npy', x)")
-    if not path.is_file():
-        raise DataError(f"data file {path} not found: check the path")
-    with open(path, "rb") as f:
-        is_npy = f.read(6) == b"\x93NUMPY"
-    try:
-        if not is_npy:
-            raise ValueError("no NumPy header")
-        x = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as e:
-        why = "it holds Python objects" if "pickle" in str(e) else "it is not a valid .npy file"
-        raise DataError(f"cannot read {path} ({why}): save a numeric array with numpy.save") from None
-    if x.dtype.kind not in "biuf":
-        raise DataError(f"{path} holds {x.dtype} values, not numbers: save a numeric (float) array")
-    if x.ndim not in (1, 2) or x.size == 0:
+    x = check_array(read_npy(path), str(path), dtype=np.float64, what="samples")
+    if x.ndim not in (1, 2):
         raise DataError(f"{path} has shape {x.shape}: need (n,) or (n, D) samples, one per row")
-    x = x.astype(np.float64)
-    bad = ~np.isfinite(x)
-    if bad.any():
-        rows = int(bad.reshape(x.shape[0], -1).any(1).sum())
-        raise DataError(f"{path} contains NaN or inf in {rows} of {x.shape[0]} rows: remove or impute them first")
     return x
 
 
@@ -91,7 +76,7 @@ def run_fit(args: argparse.Namespace) -> int:
     save_model(run.checkpoints, model, meta={"log_likelihood": result["log_likelihood"]})
     figure = _plot(model, x, run.figures)
     if args.json:
-        print(json.dumps(result))
+        print(dumps_strict(result))
         print(f"kakusan: wrote {run.path}", file=sys.stderr)
     else:
         _summary(model, x, result, run.path, figure)

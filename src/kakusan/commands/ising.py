@@ -16,9 +16,16 @@ and what they share in :mod:`kakusan.commands.ising_common`.
 from __future__ import annotations
 
 import argparse
-import json
 
-from kakusan.commands import add_run_options
+from kakusan.files import dumps_strict
+from kakusan.commands.args import (
+    harden_run_options,
+    nonneg_float,
+    nonneg_int,
+    open_unit,
+    positive_float,
+    positive_int,
+)
 from kakusan.commands.ising_common import FIT_METHODS, SAMPLE_METHODS, add_ladder_options, check_enumerable
 from kakusan.commands.ising_fit import run_fit
 from kakusan.commands.ising_sample import run_sample
@@ -31,22 +38,24 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     ex = sub.add_parser("exact", help="log Z, magnetisation and correlations by exact enumeration (N ≤ 32)")
     ex.add_argument("model", help="model .npz with J (N, N) and h (N,)")
     ex.add_argument("--json", action="store_true", help="print one JSON object: log_z, magnetization, correlation")
-    add_run_options(ex, seed=False)
+    harden_run_options(ex, seed_option=False)
 
     sa = sub.add_parser("sample", help="draw samples of a model: exact, or by MCMC with diagnostics")
     sa.add_argument("model", help="model .npz with J (N, N) and h (N,)")
-    sa.add_argument("-n", "--n-samples", type=int, default=1000, help="number of samples")
+    sa.add_argument("-n", "--n-samples", type=positive_int, default=1000, help="number of samples")
     sa.add_argument("--out", required=True, help="write the (n, N) array of ±1 here (.npy; must not exist)")
     sa.add_argument("--method", choices=SAMPLE_METHODS, default="exact",
                     help="exact: independent draws by enumeration (N ≤ 32); gibbs (heat bath), metropolis: "
                          "single-site MCMC; pt: replica exchange over heat bath, samples from β = 1")
-    sa.add_argument("--chains", type=int, default=16, help="independent chains (pt: independent PT systems)")
-    sa.add_argument("--burn-in", type=int, default=1000, help="sweeps discarded first (pt: also adapts --adapt)")
-    sa.add_argument("--thin", type=int, default=1, help="keep every T-th sweep")
+    sa.add_argument("--chains", type=positive_int, default=None,
+                    help="MCMC: independent chains (pt: independent PT systems; default 16)")
+    sa.add_argument("--burn-in", type=nonneg_int, default=None,
+                    help="MCMC: sweeps discarded first (default 1000; pt: also adapts --adapt)")
+    sa.add_argument("--thin", type=positive_int, default=None, help="MCMC: keep every T-th sweep (default 1)")
     add_ladder_options(sa)
-    sa.add_argument("--adapt", type=int, default=0, metavar="ROUNDS",
+    sa.add_argument("--adapt", type=nonneg_int, default=None, metavar="ROUNDS",
                     help="pt: adapt the ladder to equal swap acceptance in ROUNDS rounds during burn-in")
-    add_run_options(sa)
+    harden_run_options(sa)
 
     fi = sub.add_parser("fit", help="learn J and h from ±1 or 0/1 data by minimising KL(p0||q)")
     fi.add_argument("data", help="(M, N) array of ±1 or 0/1 (.npy)")
@@ -59,19 +68,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     fi.add_argument("--optimizer", choices=("backtracking", "surrogate", "momentum", "adam", "sgd"), default=None,
                     help="surrogate: η = 1/L with L = N(N+1)/2; backtracking: adaptive L (default for exact); "
                          "adam (default for pcd and pt, lr 0.01)")
-    fi.add_argument("--chains", type=int, default=None, help="pcd: persistent chains (256); pt: PT systems (32)")
-    fi.add_argument("--sweeps", type=int, default=None, help="pcd, pt: sweeps per optimizer step (2)")
+    fi.add_argument("--chains", type=positive_int, default=None, help="pcd: persistent chains (256); pt: PT systems (32)")
+    fi.add_argument("--sweeps", type=positive_int, default=None, help="pcd, pt: sweeps per optimizer step (2)")
     fi.add_argument("--sampler", choices=("gibbs", "metropolis"), default=None, help="pcd, pt: the kernel (gibbs)")
-    fi.add_argument("--replicas", type=int, default=None, help="pt: temperatures, geometric from --beta-min to 1 (8)")
-    fi.add_argument("--beta-min", type=float, default=None, help="pt: lowest β of the ladder (0.3)")
+    fi.add_argument("--replicas", type=positive_int, default=None, help="pt: temperatures, geometric from --beta-min to 1 (8)")
+    fi.add_argument("--beta-min", type=open_unit, default=None, help="pt: lowest β of the ladder (0.3)")
     fi.add_argument("--betas", default=None, help="pt: the ladder, comma-separated increasing β ending at 1")
-    fi.add_argument("--steps", type=int, default=500)
-    fi.add_argument("--lr", type=float, default=None, help="learning rate (momentum, adam, sgd)")
-    fi.add_argument("--l1", type=float, default=0.0,
+    fi.add_argument("--steps", type=positive_int, default=None,
+                    help="optimizer steps of the moment-matching methods (exact, pcd, pt; default 500)")
+    fi.add_argument("--lr", type=positive_float, default=None, help="learning rate (momentum, adam, sgd)")
+    fi.add_argument("--l1", type=nonneg_float, default=0.0,
                     help="L1 penalty λ Σ|J_kl| (exact with a surrogate optimizer; plm; mpf)")
-    fi.add_argument("--l2", type=float, default=0.0, help="L2 penalty (l2/2) Σ J_kl² (all but nmf, tap, sm)")
+    fi.add_argument("--l2", type=nonneg_float, default=0.0, help="L2 penalty (l2/2) Σ J_kl² (all but nmf, tap, sm)")
     fi.add_argument("--truth", default=None, help="true model .npz: adds a learned-vs-true couplings figure")
-    add_run_options(fi)
+    harden_run_options(fi)
     p.set_defaults(run=run, ising_parser=p)
 
 
@@ -96,7 +106,7 @@ def run_exact(args: argparse.Namespace) -> int:
                       "n_visible": model.n_visible}, argv=args.argv)
     run.write_json("exact.json", {**result, "energy_mean": s.energy_mean, "energy_var": s.energy_var})
     if args.json:
-        print(json.dumps(result))
+        print(dumps_strict(result))
     else:
         print(f"N = {model.n_visible}   log Z = {s.log_z:.10g}   <E> = {s.energy_mean:.6g}   Var E = {s.energy_var:.6g}")
         print("magnetization:", " ".join(f"{m:+.4f}" for m in s.mean.tolist()))

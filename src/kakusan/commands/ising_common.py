@@ -30,8 +30,12 @@ def add_ladder_options(p: argparse.ArgumentParser) -> None:
     """--betas, --replicas and --beta-min of a replica-exchange ladder."""
     p.add_argument("--betas", default=None,
                    help="pt: the ladder, comma-separated increasing β ending at 1 (default: geometric, see below)")
-    p.add_argument("--replicas", type=int, default=12, help="pt: temperatures of the default geometric ladder")
-    p.add_argument("--beta-min", type=float, default=0.2, help="pt: lowest β of the default geometric ladder")
+    from kakusan.commands.args import open_unit, positive_int
+
+    p.add_argument("--replicas", type=positive_int, default=None,
+                   help="pt: temperatures of the default geometric ladder (default 12)")
+    p.add_argument("--beta-min", type=open_unit, default=None,
+                   help="pt: lowest β of the default geometric ladder (default 0.2)")
 
 
 def parse_ladder(args: argparse.Namespace):
@@ -40,9 +44,13 @@ def parse_ladder(args: argparse.Namespace):
     from kakusan.mcmc.ladders import check_ladder, geometric_ladder
 
     if args.betas is None:
-        if not 0 < args.beta_min < 1:
-            raise KakusanError(f"--beta-min must be in (0, 1), got {args.beta_min}")
-        return geometric_ladder(args.beta_min, 1.0, args.replicas)
+        beta_min = 0.2 if args.beta_min is None else args.beta_min
+        if not 0 < beta_min < 1:
+            raise KakusanError(f"--beta-min must be in (0, 1), got {beta_min}")
+        return geometric_ladder(beta_min, 1.0, 12 if args.replicas is None else args.replicas)
+    if args.replicas is not None or args.beta_min is not None:
+        raise KakusanError("--replicas and --beta-min make the default ladder, which --betas replaces: give one or the "
+                           "other")
     try:
         values = [float(v) for v in args.betas.split(",") if v.strip()]
     except ValueError:

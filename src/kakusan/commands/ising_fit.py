@@ -22,41 +22,34 @@ def load_spin_data(path: str):
     import torch
 
     from kakusan.data.transforms import to_spins
+    from kakusan.data.user_files import check_array, check_value_set, read_npy
 
     p = Path(path)
     if p.suffix != ".npy":
         raise DataError(f"{p}: data must be an .npy array of shape (M, N) with ±1 or 0/1 values")
-    if not p.is_file():
-        raise DataError(f"no such file {p}: give an .npy array of shape (M, N) with ±1 or 0/1 values")
-    try:
-        x = np.load(p, allow_pickle=False)
-    except ValueError as e:
-        raise DataError(f"cannot read {p} as .npy ({e}): save it with numpy.save") from None
-    if x.ndim != 2 or x.shape[0] < 1 or x.shape[1] < 1:
+    x = check_array(read_npy(p), str(p), dtype=np.float64)
+    if x.ndim != 2:
         raise DataError(f"{p}: data must have shape (M, N) (rows are samples), got {x.shape}")
-    if not np.issubdtype(x.dtype, np.number) and x.dtype != bool:
-        raise DataError(f"{p}: data must be numbers (±1 or 0/1), got dtype {x.dtype}")
-    values = set(np.unique(x).tolist())
-    t = torch.as_tensor(x.astype(np.float64))
-    if values <= {-1.0, 1.0}:
-        return t
-    if values <= {0.0, 1.0}:
-        return to_spins(t)
-    shown = sorted(values)[:5]
-    raise DataError(f"{p}: data must be ±1 or 0/1, found values {shown}: binarise them first")
+    check_value_set(x, (-1.0, 0.0, 1.0), str(p), "±1 or 0/1", "binarise them first")
+    if (x == -1).any() and (x == 0).any():
+        raise DataError(f"{p}: data mix −1 and 0: use ±1 or 0/1, not both")
+    t = torch.as_tensor(x)
+    return to_spins(t) if (x == 0).any() else t
 
 
 def run_fit(args: argparse.Namespace) -> int:
     import torch
 
-    from kakusan.boltzmann import load_ising_npz, save_ising_npz
+    from kakusan.boltzmann import IsingModel, load_ising_npz, save_ising_npz
     from kakusan.checkpoint import save_model
-    from kakusan.learn import fit_boltzmann
+    from kakusan.commands.guard import DivergenceGuard
+    from kakusan.learn import STOCHASTIC, fit_boltzmann
     from kakusan.learn.base import Stats
     from kakusan.report import figures
     from kakusan.report.run_dir import RunDir
 
     out = fresh_output(args.out, ".npz")
+    _check_applicable(args)
     data = load_spin_data(args.data)
     n = data.shape[1]
     if args.method == "exact":
@@ -66,14 +59,21 @@ def run_fit(args: argparse.Namespace) -> int:
         raise KakusanError(f"--truth has N = {truth.n_visible} spins but the data have {n} columns")
     if args.method in INVERSE_METHODS:
         return run_inverse_fit(args, data, truth, out)
+    args.steps = 500 if args.steps is None else args.steps
     check_positive_int(args.steps, "--steps")
     options = _estimator_options(args)
     run = RunDir.create("ising-fit", args.run_dir, args.runs_root)
     run.write_config({"command": "ising fit", "class": "IsingModel", "n_visible": n, "options": options,
                       **{k: getattr(args, k) for k in ("data", "method", "optimizer", "steps", "lr", "l1", "l2",
                                                        "seed", "truth")}}, argv=args.argv)
-    model, result = fit_boltzmann(data, method=args.method, optimizer=args.optimizer, steps=args.steps, lr=args.lr,
-                                  l1=args.l1, l2=args.l2, seed=args.seed, run=run, options=options)
+    model = IsingModel(n)
+    lr = args.lr if args.lr is not None else (0.01 if args.method in STOCHASTIC and args.optimizer is None else None)
+    guard = DivergenceGuard(model, None if args.optimizer in ("surrogate", "backtracking") or lr is None
+                            else f"--lr {lr:g}")
+    with guard.naming_lr():
+        model, result = fit_boltzmann(data, model, method=args.method, optimizer=args.optimizer, steps=args.steps,
+                                      lr=args.lr, l1=args.l1, l2=args.l2, seed=args.seed, run=run, options=options,
+                                      callback=guard)
     save_ising_npz(out, model)
     save_model(run.checkpoints, model)
     summary = _fit_curves(args.method, model, data, result, run)
@@ -92,6 +92,27 @@ def run_fit(args: argparse.Namespace) -> int:
     else:
         print(f"moment error (Monte Carlo) = {summary['moment_error']:.3g}; wrote {out}; run: {run.path}")
     return 0
+
+
+def _check_applicable(args: argparse.Namespace) -> None:
+    """A one-line error for an option the chosen --method or --optimizer does not use (never silently ignored)."""
+    from kakusan.commands.args import refuse_unused
+
+    if args.method != "plm":
+        refuse_unused(args, ("asymmetric",), f"to --method {args.method}, only to --method plm")
+    if args.method in INVERSE_METHODS:
+        refuse_unused(args, ("optimizer", "lr", "steps", "chains", "sweeps", "sampler", "replicas", "beta_min", "betas"),
+                      f"to --method {args.method} (one solver call, no optimizer or sampler)")
+        return
+    optimizer = args.optimizer or ("adam" if args.method in ("pcd", "pt") else "backtracking")
+    if optimizer in ("surrogate", "backtracking"):
+        refuse_unused(args, ("lr",), f"to --optimizer {optimizer} (its step is 1/L), only to momentum, adam and sgd")
+    elif args.l1:
+        raise KakusanError(f"--l1 is applied by the proximal step of --optimizer surrogate or backtracking, not by "
+                           f"{optimizer}: use one of those, or leave --l1 out")
+    if args.betas is not None and (args.replicas is not None or args.beta_min is not None):
+        raise KakusanError("--replicas and --beta-min make the default ladder, which --betas replaces: give one or "
+                           "the other")
 
 
 def _estimator_options(args: argparse.Namespace) -> dict:

@@ -25,7 +25,8 @@ def run_sample(args: argparse.Namespace) -> int:
     model = load_ising_npz(args.model)
     if args.method == "exact":
         check_enumerable(model.n_visible)
-    else:
+    _check_applicable(args)
+    if args.method != "exact":
         _check_mcmc_options(args)
     betas = parse_ladder(args) if args.method == "pt" else None
     run = RunDir.create("ising-sample", args.run_dir, args.runs_root)
@@ -45,6 +46,22 @@ def run_sample(args: argparse.Namespace) -> int:
     run.log_metrics(mean_magnetization=float(x.to(float).mean()), n_samples=args.n_samples)
     print(f"wrote {out} ({args.n_samples} x {model.n_visible} spins); run: {run.path}")
     return 0
+
+
+def _check_applicable(args: argparse.Namespace) -> None:
+    """Options of the MCMC methods are an error with --method exact, and the ladder's outside --method pt; the
+    MCMC defaults are filled in (chains 16, burn-in 1000, thin 1, adapt 0)."""
+    from kakusan.commands.args import or_default, refuse_unused
+
+    ladder = ("adapt", "betas", "replicas", "beta_min")
+    if args.method == "exact":
+        refuse_unused(args, ("chains", "burn_in", "thin", *ladder),
+                      "to --method exact (independent draws by enumeration), only to the MCMC methods")
+        return
+    if args.method != "pt":
+        refuse_unused(args, ladder, f"to --method {args.method}, only to --method pt")
+    args.chains, args.burn_in = or_default(args.chains, 16), or_default(args.burn_in, 1000)
+    args.thin, args.adapt = or_default(args.thin, 1), or_default(args.adapt, 0)
 
 
 def _check_mcmc_options(args: argparse.Namespace) -> None:

@@ -9,8 +9,9 @@ CPU time its training took; ``show`` lists the cached nets. The cache is ``$KAKU
 from __future__ import annotations
 
 import argparse
-import json
 import time
+
+from kakusan.files import dumps_strict
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -50,7 +51,7 @@ def run_train(args: argparse.Namespace) -> int:
               "train_seconds": meta.get("seconds"), "epochs": meta.get("recipe", {}).get("epochs"),
               "feature_dim": net.feature_dim, "seconds": time.perf_counter() - wall}
     if args.json:
-        print(json.dumps(result))
+        print(dumps_strict(result))
     else:
         how = "trained" if trained else "cached"
         print(f"{how} metric net for {result['data']}: test accuracy {100 * result['test_accuracy']:.2f} % on "
@@ -64,7 +65,7 @@ def run_show(args: argparse.Namespace) -> int:
 
     nets = cached_metric_nets()
     if args.json:
-        print(json.dumps({"cache": str(cache_dir()), "nets": nets}))
+        print(dumps_strict({"cache": str(cache_dir()), "nets": nets}))
         return 0
     if not nets:
         print(f"no metric nets in {cache_dir()}: `kakusan metric-net train --data NAME` builds one")

@@ -8,10 +8,23 @@ from its recorded recipe, and write their own run directories.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from kakusan.commands import add_run_options
+from kakusan.commands.args import (
+    below_one,
+    harden_run_options,
+    interval_or_never,
+    nonneg_float,
+    nonneg_int,
+    open_unit,
+    or_default,
+    positive_float,
+    positive_int,
+    refuse_unused,
+    seed,
+)
+from kakusan.files import dumps_strict
 
 EXACT_START_LIMIT = 20  # reverse AIS starts from exact model samples up to this many hidden units
 MODEL_CLASSES = {"bernoulli": "BernoulliRBM", "spin": "SpinRBM", "gaussian": "GaussianRBM"}
@@ -23,52 +36,56 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
     tr = sub.add_parser("train", help="train an RBM by the free-energy contrast (CD-k, PCD-k or PT-PCD)")
     tr.add_argument("--data", default="digits", help="digits, mnist, fashion-mnist, or a .npy/.npz/IDX file")
-    tr.add_argument("--hidden", type=int, default=500, help="number of hidden units")
+    tr.add_argument("--hidden", type=positive_int, default=500, help="number of hidden units")
     tr.add_argument("--units", choices=tuple(MODEL_CLASSES), default="bernoulli",
                     help="visible units: 0/1, ±1 spins, or Gaussian (data standardised per unit)")
-    tr.add_argument("--binarise", choices=("stochastic", "threshold"), default="stochastic",
-                    help="stochastic: b ~ Bernoulli(pixel) with --data-seed; threshold: pixel > 0.5")
-    tr.add_argument("--data-seed", type=int, default=0, help="seed of the stochastic binarisation")
+    tr.add_argument("--binarise", choices=("stochastic", "threshold"), default=None,
+                    help="bernoulli and spin units: stochastic (default): b ~ Bernoulli(pixel) with --data-seed; "
+                         "threshold: pixel > 0.5")
+    tr.add_argument("--data-seed", type=seed, default=None, help="seed of the stochastic binarisation (default 0)")
     tr.add_argument("--method", choices=("pcd", "cd", "pt"), default="pcd", help="negative phase")
-    tr.add_argument("--epochs", type=int, default=10)
-    tr.add_argument("--batch-size", type=int, default=100)
-    tr.add_argument("--lr", type=float, default=0.05, help="learning rate")
-    tr.add_argument("--momentum", type=float, default=0.5, help="SGD (heavy-ball) momentum")
+    tr.add_argument("--epochs", type=positive_int, default=10)
+    tr.add_argument("--batch-size", type=positive_int, default=100)
+    tr.add_argument("--lr", type=positive_float, default=0.05, help="learning rate")
+    tr.add_argument("--momentum", type=below_one, default=0.5, help="SGD (heavy-ball) momentum, in [0, 1)")
     tr.add_argument("--schedule", choices=("constant", "linear", "cosine"), default="constant",
                     help="learning-rate schedule over the updates")
-    tr.add_argument("--weight-decay", type=float, default=1e-4, help="L2 penalty (λ/2)‖W‖²")
-    tr.add_argument("--k", type=int, default=1, help="Gibbs sweeps per update")
-    tr.add_argument("--chains", type=int, default=None, help="persistent chains / PT systems (default: batch size)")
-    tr.add_argument("--temperatures", type=int, default=10, help="PT: replicas per system")
-    tr.add_argument("--beta-min", type=float, default=0.5, help="PT: hottest inverse temperature")
+    tr.add_argument("--weight-decay", type=nonneg_float, default=1e-4, help="L2 penalty (λ/2)‖W‖²")
+    tr.add_argument("--k", type=positive_int, default=1, help="Gibbs sweeps per update")
+    tr.add_argument("--chains", type=positive_int, default=None,
+                    help="pcd, pt: persistent chains / PT systems (default: batch size)")
+    tr.add_argument("--temperatures", type=positive_int, default=None, help="pt: replicas per system (default 10)")
+    tr.add_argument("--beta-min", type=open_unit, default=None, help="pt: hottest inverse temperature (default 0.5)")
     tr.add_argument("--centered", action="store_true", help="centering offsets (Bernoulli units)")
     tr.add_argument("--learn-variance", action="store_true", help="Gaussian units: learn σ² per unit")
-    tr.add_argument("--eval-every", type=int, default=0, help="updates between evaluations (0: each epoch)")
-    tr.add_argument("--checkpoint-every", type=int, default=0, help="updates between checkpoints (0: at the end)")
-    tr.add_argument("--samples", type=int, default=64, help="samples drawn for the figure at the end (0: none)")
-    tr.add_argument("--sample-steps", type=int, default=1000, help="Gibbs sweeps for those samples")
-    add_run_options(tr)
+    tr.add_argument("--eval-every", type=interval_or_never, default=0,
+                    help="updates between evaluations (0: each epoch; -1: never)")
+    tr.add_argument("--checkpoint-every", type=nonneg_int, default=0, help="updates between checkpoints (0: at the end)")
+    tr.add_argument("--samples", type=nonneg_int, default=64, help="samples drawn for the figure at the end (0: none)")
+    tr.add_argument("--sample-steps", type=positive_int, default=1000, help="Gibbs sweeps for those samples")
+    harden_run_options(tr)
     tr.set_defaults(resume=False)
     tr.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
 
     sa = sub.add_parser("sample", help="draw samples from a trained RBM by long block-Gibbs chains")
     sa.add_argument("source", metavar="RUN_DIR", help="run directory written by `kakusan rbm train`")
-    sa.add_argument("-n", "--n-samples", type=int, default=64)
-    sa.add_argument("--steps", type=int, default=1000, help="Gibbs sweeps per chain")
-    add_run_options(sa)
+    sa.add_argument("-n", "--n-samples", type=positive_int, default=64)
+    sa.add_argument("--steps", type=positive_int, default=1000, help="Gibbs sweeps per chain")
+    harden_run_options(sa)
 
     ev = sub.add_parser("evaluate", help="log Z (exact or AIS) and the test log-likelihood of a trained RBM")
     ev.add_argument("source", metavar="RUN_DIR", help="run directory written by `kakusan rbm train`")
     how = ev.add_mutually_exclusive_group()
     how.add_argument("--exact", action="store_true", help="exact log Z by enumerating the smaller layer (≤ ~25)")
     how.add_argument("--ais", action="store_true", help="annealed importance sampling, forward and reverse")
-    ev.add_argument("--runs", type=int, default=100, help="AIS runs")
-    ev.add_argument("--betas", type=int, default=14500, help="AIS inverse temperatures (S&M-style schedule)")
-    ev.add_argument("--reverse-steps", type=int, default=1000,
-                    help="Gibbs sweeps from test rows that give reverse AIS its start samples (0: no reverse AIS); "
+    ev.add_argument("--runs", type=positive_int, default=None, help="AIS runs (default 100)")
+    ev.add_argument("--betas", type=positive_int, default=None,
+                    help="AIS inverse temperatures (S&M-style schedule; default 14500)")
+    ev.add_argument("--reverse-steps", type=nonneg_int, default=None,
+                    help="Gibbs sweeps from test rows that give reverse AIS its start samples (default 1000; 0: no reverse AIS); "
                          f"up to {EXACT_START_LIMIT} hidden units the starts are exact model samples instead")
     ev.add_argument("--json", action="store_true", help="print one JSON object")
-    add_run_options(ev)
+    harden_run_options(ev)
     p.set_defaults(run=run, rbm_parser=p)
 
 
@@ -83,12 +100,16 @@ def run(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- train
 
 
-def _check_positive(**values) -> None:
-    from kakusan.errors import KakusanError
-
-    for name, value in values.items():
-        if value is not None and value <= 0:
-            raise KakusanError(f"--{name.replace('_', '-')} must be positive, got {value}")
+def _check_applicable(args: argparse.Namespace) -> None:
+    """A one-line error for an option the chosen units or method do not use (never silently ignored)."""
+    if args.method == "cd":
+        refuse_unused(args, ("chains",), "to --method cd (its chains start at the data each update)")
+    if args.method != "pt":
+        refuse_unused(args, ("temperatures", "beta_min"), f"to --method {args.method}, only to --method pt")
+    if args.units == "gaussian":
+        refuse_unused(args, ("binarise", "data_seed"), "to --units gaussian (its data are standardised, not binarised)")
+    elif args.binarise == "threshold":
+        refuse_unused(args, ("data_seed",), "to --binarise threshold, only to stochastic binarisation")
 
 
 def build_model(units: str, n_visible: int, n_hidden: int, *, centered: bool, learn_variance: bool, seed: int):
@@ -116,19 +137,18 @@ def run_train(args: argparse.Namespace) -> int:
     from kakusan.report.run_dir import RunDir
     from kakusan.runtime import set_threads
 
-    _check_positive(hidden=args.hidden, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, k=args.k,
-                    chains=args.chains, temperatures=args.temperatures)
     set_threads()
     if args.resume:
         model, spec, config, run_dir = _resumed(args)
         data = prepare(spec)
     else:
-        spec = DataSpec(args.data, args.units, args.binarise, args.data_seed)
+        _check_applicable(args)
+        spec = DataSpec(args.data, args.units, or_default(args.binarise, "stochastic"), or_default(args.data_seed, 0))
         data = prepare(spec)
         config = RBMTrainConfig(method=args.method, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                                 momentum=args.momentum, lr_schedule=args.schedule, weight_decay=args.weight_decay,
-                                k=args.k, n_chains=args.chains, n_temperatures=args.temperatures,
-                                beta_min=args.beta_min, eval_every=args.eval_every,
+                                k=args.k, n_chains=args.chains, n_temperatures=or_default(args.temperatures, 10),
+                                beta_min=or_default(args.beta_min, 0.5), eval_every=args.eval_every,
                                 checkpoint_every=args.checkpoint_every, seed=args.seed)
         model = build_model(args.units, data.train.shape[1], args.hidden, centered=args.centered,
                             learn_variance=args.learn_variance, seed=args.seed).init_from_data(data.train)
@@ -136,7 +156,11 @@ def run_train(args: argparse.Namespace) -> int:
         run_dir.write_config({"command": "rbm train", "class": type(model).__name__, "model": model.config,
                               "data": dataclasses.asdict(spec), "train": dataclasses.asdict(config),
                               "shape": list(data.shape)}, argv=args.argv)
-    result = fit_rbm(model, data.train, config, test=data.test, run=run_dir)
+    from kakusan.commands.guard import DivergenceGuard
+
+    guard = DivergenceGuard(model, f"--lr {config.lr:g}")
+    with guard.naming_lr():
+        result = fit_rbm(model, data.train, config, test=data.test, run=run_dir, callback=guard)
     save_model(run_dir.checkpoints, model, name="model", meta={"step": result.train.steps})
     summary = _train_figures(model, data, result.evaluations, run_dir, config.method, spec.data, args)
     summary.update(steps=result.train.steps, resumed_from=result.train.resumed_from, train_seconds=result.seconds)
@@ -160,9 +184,12 @@ def _resumed(args: argparse.Namespace):
 
     if args.run_dir is None or not exists(Path(args.run_dir) / "checkpoints", "last"):
         raise KakusanError("--resume needs --run-dir pointing at a run with a training checkpoint (checkpoints/last)")
-    config = json.loads((Path(args.run_dir) / "config.json").read_text())
+    from kakusan.commands.args import config_part, read_run_config
+
+    config = read_run_config(args.run_dir, "rbm train")
     model = MODELS[config["class"]](**config["model"])  # parameters come from the checkpoint in fit_rbm
-    return model, DataSpec(**config["data"]), RBMTrainConfig(**config["train"]), RunDir(Path(args.run_dir))
+    return (model, config_part(config, "data", DataSpec, args.run_dir),
+            config_part(config, "train", RBMTrainConfig, args.run_dir), RunDir(Path(args.run_dir)))
 
 
 def _train_figures(model, data, evaluations: list[dict], run_dir, method: str, name: str, args) -> dict:
@@ -186,19 +213,15 @@ def _train_figures(model, data, evaluations: list[dict], run_dir, method: str, n
 
 def load_run(path: str):
     """(model, config, data) of a run directory written by ``rbm train``; model from its checkpoint."""
-    from kakusan.data.recipes import DataSpec, prepare
-    from kakusan.errors import CheckpointError
     from kakusan.checkpoint import load_run
+    from kakusan.commands.args import config_part, read_run_config
+    from kakusan.data.recipes import DataSpec, prepare
 
     run = Path(path)
-    cfg_path = run / "config.json"
-    if not cfg_path.exists():
-        raise CheckpointError(f"{run} is not a run directory of `kakusan rbm train` (no config.json)")
-    config = json.loads(cfg_path.read_text())
-    if config.get("command") != "rbm train":
-        raise CheckpointError(f"{run} was written by `kakusan {config.get('command')}`, not `kakusan rbm train`")
+    config = read_run_config(run, "rbm train")
+    spec = config_part(config, "data", DataSpec, run)
     model = load_run(run, weights="model")
-    return model, config, prepare(DataSpec(**config["data"]))
+    return model, config, prepare(spec)
 
 
 def run_sample(args: argparse.Namespace) -> int:
@@ -206,7 +229,6 @@ def run_sample(args: argparse.Namespace) -> int:
     from kakusan.report.run_dir import RunDir, atomic_save_npy
     from kakusan.runtime import make_generator
 
-    _check_positive(n_samples=args.n_samples, steps=args.steps)
     model, config, data = load_run(args.source)
     g = make_generator(args.seed)
     v = model.sample(args.n_samples, g, n_steps=args.steps)
@@ -233,18 +255,30 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     set_threads()
     model, config, data = load_run(args.source)
-    test = data.test if data.test is not None else data.train
+    # rows with no test split are the training rows, and are named so: never reported as test metrics
+    split, rows = ("test", data.test) if data.test is not None else ("train", data.train)
     use_exact = args.exact or (not args.ais and exact_size(model) <= 20)
     if use_exact and exact_size(model) > MAX_UNITS:
         raise KakusanError(f"exact enumeration of {exact_size(model)} units is impractical: use --ais")
-    result = _exact_result(model, test) if use_exact else _ais_result(model, data.train, test, args)
-    result["n_test"] = len(test)
+    if use_exact:
+        refuse_unused(args, ("runs", "betas", "reverse_steps"),
+                      f"to exact evaluation ({'--exact' if args.exact else f'{exact_size(model)} units'}), only to --ais")
+        result = _exact_result(model, rows, split)
+    else:
+        settings = {"runs": or_default(args.runs, 100), "betas": or_default(args.betas, 14500),
+                    "reverse_steps": or_default(args.reverse_steps, 1000)}
+        result = _ais_result(model, data.train, rows, split, settings, args.seed)
+    result.update({"split": split, f"n_{split}": len(rows)})
+    if split == "train":
+        result["note"] = (f"{config['data']['data']} has no test split: there is no held-out data, so these are "
+                          "training-set log-likelihoods (train_*)")
     out = RunDir.create("rbm-evaluate", args.run_dir, args.runs_root)
     out.write_config({"command": "rbm evaluate", "source": str(args.source), "method": result["method"],
-                      "runs": args.runs, "betas": args.betas, "seed": args.seed}, argv=args.argv)
+                      "runs": result.get("ais_runs"), "betas": result.get("ais_betas"), "split": split,
+                      "seed": args.seed}, argv=args.argv)
     out.write_json("evaluation.json", result)
     if args.json:
-        print(json.dumps(result))
+        print(dumps_strict(result))
     else:
         print(_evaluate_text(result, out.path))
     return 0
@@ -252,59 +286,65 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 def _evaluate_text(result: dict, path) -> str:
     """What ``rbm evaluate`` prints: the estimates, what ± means, the calibration status, and any tail warning."""
+    split = result.get("split", "test")
+    ll = f"{split} log-likelihood"
+    note = [f"note: {result['note']}"] if result.get("note") else []
     if result["method"] == "exact":
-        return (f"log Z = {result['log_z']:.4f} (exact, by enumeration); test log-likelihood = "
-                f"{result['test_log_likelihood']:.4f} nats; run: {path}")
+        return "\n".join([f"log Z = {result['log_z']:.4f} (exact, by enumeration); {ll} = "
+                          f"{result[f'{split}_log_likelihood']:.4f} nats", *note, f"run: {path}"])
     lines = [f"log Z = {result['log_z']:.4f} ± {result['log_z_stderr']:.4f} (forward AIS, {result['ais_runs']} runs, "
-             f"{result['ais_betas']} β); test log-likelihood = {result['test_log_likelihood']:.4f} nats"]
+             f"{result['ais_betas']} β); {ll} = {result[f'{split}_log_likelihood']:.4f} nats"]
     if "log_z_reverse" in result:
         lines.append(f"log Z = {result['log_z_reverse']:.4f} ± {result['log_z_reverse_stderr']:.4f} (reverse AIS from "
-                     f"{result['reverse_start']} model samples); test log-likelihood = "
-                     f"{result['test_log_likelihood_reverse']:.4f} nats")
+                     f"{result['reverse_start']} model samples); {ll} = "
+                     f"{result[f'{split}_log_likelihood_reverse']:.4f} nats")
     lines.append(f"± is {result['stderr_kind']}; {result['bounds']}.")
     lines.append(result["calibration"])
     lines += [f"warning ({d} AIS): {result[k]}" for d, k in (("forward", "ais_warning"), ("reverse", "reverse_warning"))
               if result.get(k)]
+    lines += note
     lines.append(f"run: {path}")
     return "\n".join(lines)
 
 
-def _exact_result(model, test) -> dict:
+def _exact_result(model, rows, split: str = "test") -> dict:
     from kakusan.rbm.exact import log_z
 
     lz = log_z(model)
     return {"method": "exact", "log_z": lz, "log_z_stderr": 0.0,
-            "test_log_likelihood": float(model.log_prob(test, lz).mean())}
+            f"{split}_log_likelihood": float(model.log_prob(rows, lz).mean())}
 
 
-def _ais_result(model, train, test, args) -> dict:
+def _ais_result(model, train, rows, split: str, settings: dict, seed_value: int) -> dict:
+    """Forward (and reverse) AIS estimates of log Z, and the mean log-likelihood of ``rows`` (the ``split``)."""
     import torch
 
     from kakusan.rbm import exact
     from kakusan.rbm.ais import ais, reverse_ais
     from kakusan.runtime import make_generator
 
-    _check_positive(runs=args.runs, betas=args.betas)
-    betas = _schedule(args.betas)
-    g = make_generator(args.seed)
-    fwd = ais(model, train, n_runs=args.runs, betas=betas, generator=g)
+    runs = settings["runs"]
+    betas = _schedule(settings["betas"])
+    g = make_generator(seed_value)
+    fwd = ais(model, train, n_runs=runs, betas=betas, generator=g)
     with torch.no_grad():
-        mean_neg_f = float(-model.to_float64().free_energy(test).mean())
+        mean_neg_f = float(-model.to_float64().free_energy(rows).mean())
     result = {"method": "ais", "log_z": fwd.log_z, "log_z_stderr": fwd.log_z_stderr,
-              "test_log_likelihood": mean_neg_f - fwd.log_z, "ais_runs": args.runs, "ais_betas": len(betas),
-              "ais_ess": fwd.ess, "stderr_kind": STDERR_KIND, "calibration": calibration_status(args.runs, len(betas)),
+              f"{split}_log_likelihood": mean_neg_f - fwd.log_z, "ais_runs": runs, "ais_betas": len(betas),
+              "ais_ess": fwd.ess, "stderr_kind": STDERR_KIND, "calibration": calibration_status(runs, len(betas)),
               "ais_tail": fwd.tail.as_dict() if fwd.tail else None, "ais_warning": fwd.warning,
               "bounds": BOUNDS_NOTE}
-    if args.reverse_steps > 0:
+    if settings["reverse_steps"] > 0:
         if model.n_hidden <= EXACT_START_LIMIT:  # exact model samples: reverse AIS is a true upper bound
-            v0, how = exact.sample(model, args.runs, g), "exact"
+            v0, how = exact.sample(model, runs, g), "exact"
         else:
-            start = test[torch.randint(0, len(test), (args.runs,), generator=g)]
-            v0, how = model.sample(args.runs, g, n_steps=args.reverse_steps, v0=start), "gibbs"
+            start = rows[torch.randint(0, len(rows), (runs,), generator=g)]
+            v0, how = model.sample(runs, g, n_steps=settings["reverse_steps"], v0=start), "gibbs"
         rev = reverse_ais(model, v0, train, betas=betas, generator=g)
         result.update(log_z_reverse=rev.log_z, log_z_reverse_stderr=rev.log_z_stderr,
-                      test_log_likelihood_reverse=mean_neg_f - rev.log_z, reverse_start=how, reverse_ess=rev.ess,
-                      reverse_tail=rev.tail.as_dict() if rev.tail else None, reverse_warning=rev.warning)
+                      **{f"{split}_log_likelihood_reverse": mean_neg_f - rev.log_z}, reverse_start=how,
+                      reverse_ess=rev.ess, reverse_tail=rev.tail.as_dict() if rev.tail else None,
+                      reverse_warning=rev.warning)
     return result
 
 

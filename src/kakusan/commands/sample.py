@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from kakusan.commands import add_run_options, fresh_output
+from kakusan.commands import fresh_output
+from kakusan.commands.args import finite_float, harden_run_options, nonneg_int, positive_int
 
 
 # CLI option -> the keyword a model's ``sample`` may take (the model's signature decides which apply)
@@ -16,18 +17,18 @@ PASS_THROUGH = {"sampler": ("sampler",), "steps": ("steps", "n_steps"), "class_"
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("sample", help="rebuild the model a run saved (kakusan.load) and draw samples")
     p.add_argument("source", help="a run directory (or its checkpoints/ folder, or a .safetensors checkpoint)")
-    p.add_argument("-n", "--n-samples", type=int, default=64, help="number of samples")
+    p.add_argument("-n", "--n-samples", type=positive_int, default=64, help="number of samples")
     p.add_argument("--out", default=None,
                    help="also write the samples here: .npy (raw samples), or .png (an image grid); must not exist")
     p.add_argument("--weights", default="ema",
                    help="ema (default; the raw weights when the run kept no EMA), model, last, or ema@DECAY")
     p.add_argument("--sampler", default=None, help="the model's sampler (e.g. ddpm, ddim, dpm++2m, heun)")
-    p.add_argument("--steps", type=int, default=None, help="sampling steps (Gibbs sweeps for an RBM)")
-    p.add_argument("--class", dest="class_", type=int, default=None, help="class label, for class-conditional models")
+    p.add_argument("--steps", type=positive_int, default=None, help="sampling steps (Gibbs sweeps for an RBM)")
+    p.add_argument("--class", dest="class_", type=nonneg_int, default=None, help="class label, for class-conditional models")
     p.add_argument("--prompt", default=None, help="text prompt, for text-conditional models")
-    p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale")
+    p.add_argument("--guidance", type=finite_float, default=None, help="classifier-free guidance scale")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
-    add_run_options(p)
+    harden_run_options(p)
     p.set_defaults(run=run)
 
 

@@ -9,11 +9,20 @@ directories. ``kakusan sample RUN`` draws from any of these runs.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import time
 
-from kakusan.commands import add_run_options
+from kakusan.files import dumps_strict
+from kakusan.commands.args import (
+    below_one,
+    harden_run_options,
+    interval_or_never,
+    nonneg_float,
+    nonneg_int,
+    positive_float,
+    positive_int,
+    seed,
+)
 from kakusan.commands.vae_common import LIKELIHOODS
 from kakusan.commands.vae_train import ENCODERS, MODELS
 
@@ -39,18 +48,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
     ev = sub.add_parser("evaluate", help="test ELBO, IWAE-k NLL estimate with s.e., KL per layer, active units")
     ev.add_argument("source", metavar="RUN", help="run directory written by `kakusan vae train`")
-    ev.add_argument("--k", type=int, default=5000, help="importance samples per example (IWAE-k; NLL = −IWAE-k)")
+    ev.add_argument("--k", type=positive_int, default=5000, help="importance samples per example (IWAE-k; NLL = −IWAE-k)")
     ev.add_argument("--data", default=None, help="evaluate on this .npy/.npz file instead of the run's test set")
     ev.add_argument("--exact", action="store_true", help="also the exact log-likelihood (linear-Gaussian models)")
     ev.add_argument("--ladder", type=_sizes, default=list(LADDER),
                     help="k values of the bound-against-k figure, those below --k (default 1,5,50,500)")
-    ev.add_argument("--rows", type=int, default=0, help="evaluate the first ROWS examples only (0: all)")
+    ev.add_argument("--rows", type=nonneg_int, default=0, help="evaluate the first ROWS examples only (0: all)")
     _add_common(ev)
     ev.add_argument("--json", action="store_true", help="print one JSON object")
 
     rc = sub.add_parser("reconstruct", help="originals against reconstructions E[x|z], z the mode of q(z|x)")
     rc.add_argument("source", metavar="RUN", help="run directory written by `kakusan vae train`")
-    rc.add_argument("-n", "--n-examples", type=int, default=16, help="test examples to reconstruct")
+    rc.add_argument("-n", "--n-examples", type=positive_int, default=16, help="test examples to reconstruct")
     rc.add_argument("--data", default=None, help="reconstruct examples of this .npy/.npz file instead")
     rc.add_argument("--sample", action="store_true", help="decode a draw z ~ q(z|x) instead of its mode")
     rc.add_argument("--out", default=None, help="also write the reconstructions here (.npy; must not exist)")
@@ -60,46 +69,47 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", default="ema", help="ema (default), model, last, or ema@DECAY")
-    add_run_options(p, device=True)
+    harden_run_options(p, device=True)
 
 
 def _add_train(tr: argparse.ArgumentParser) -> None:
     tr.add_argument("--data", default="digits", help="digits, mnist, fashion-mnist, or a .npy/.npz/IDX file")
     tr.add_argument("--model", choices=MODELS, default="vae",
                     help="vae (ELBO), iwae (importance-weighted bound, k samples), hvae (hierarchical, --layers L)")
-    tr.add_argument("--layers", type=int, default=None, help="stochastic layers (vae, iwae: 1; hvae: 2 or more, "
+    tr.add_argument("--layers", type=positive_int, default=None, help="stochastic layers (vae, iwae: 1; hvae: 2 or more, "
                                                               "default 2)")
     tr.add_argument("--latent", type=_sizes, default=None,
                     help="latent units (default 50); hvae: one size per layer, or one for all (default 64,32,…)")
-    tr.add_argument("--k", type=int, default=None, help="samples per example: IWAE's k (default 50), or ELBO draws "
+    tr.add_argument("--k", type=positive_int, default=None, help="samples per example: IWAE's k (default 50), or ELBO draws "
                                                         "(default 1)")
     tr.add_argument("--objective", choices=("elbo", "iwae"), default=None,
                     help="the bound trained (default: iwae for --model iwae, else elbo)")
     tr.add_argument("--likelihood", choices=LIKELIHOODS, default="bernoulli",
                     help="bernoulli (binarised every step), gaussian, logistic (discretised, 8-bit images)")
-    tr.add_argument("--variance", choices=("fixed", "shared", "per_dim", "decoder"), default="shared",
-                    help="Gaussian likelihood: where σ comes from (linear + shared = probabilistic PCA)")
+    tr.add_argument("--variance", choices=("fixed", "shared", "per_dim", "decoder"), default=None,
+                    help="Gaussian likelihood: where σ comes from (default shared; linear + shared = probabilistic "
+                         "PCA)")
     tr.add_argument("--encoder", choices=ENCODERS, default="mlp", help="encoder and decoder nets")
     tr.add_argument("--hidden", type=_sizes, default=None,
                     help="MLP widths (default 200,200 tanh: Burda et al.); hvae: one net width per layer (200,100,…)")
-    tr.add_argument("--inference", choices=("ladder", "markov"), default="ladder",
-                    help="hvae: ladder (top-down, Sønderby et al.) or markov (bottom-up) inference")
-    tr.add_argument("--epochs", type=int, default=None, help="passes over the training data (default 10)")
-    tr.add_argument("--batch-size", type=int, default=100)
-    tr.add_argument("--lr", type=float, default=1e-3, help="Adam's learning rate")
+    tr.add_argument("--inference", choices=("ladder", "markov"), default=None,
+                    help="hvae (default ladder): ladder (top-down, Sønderby et al.) or markov (bottom-up) inference")
+    tr.add_argument("--epochs", type=positive_int, default=None, help="passes over the training data (default 10)")
+    tr.add_argument("--batch-size", type=positive_int, default=100)
+    tr.add_argument("--lr", type=positive_float, default=1e-3, help="Adam's learning rate")
     tr.add_argument("--schedule", choices=("constant", "linear", "cosine"), default="constant",
                     help="learning-rate schedule over the steps")
-    tr.add_argument("--warmup", type=int, default=0, help="KL warm-up: steps over which β rises from 0 to 1")
-    tr.add_argument("--free-bits", type=float, default=0.0, help="free bits λ: nats per latent unit (0: off)")
-    tr.add_argument("--ema", type=float, default=None,
+    tr.add_argument("--warmup", type=nonneg_int, default=0, help="KL warm-up: steps over which β rises from 0 to 1")
+    tr.add_argument("--free-bits", type=nonneg_float, default=0.0, help="free bits λ: nats per latent unit (0: off)")
+    tr.add_argument("--ema", type=below_one, default=None,
                     help="EMA decay of the weights (default: 1 − 10/steps, at most 0.999; 0: none)")
-    tr.add_argument("--grad-clip", type=float, default=None, help="clip the gradient's norm")
-    tr.add_argument("--eval-every", type=int, default=0, help="steps between test-ELBO evaluations (0: each epoch; "
+    tr.add_argument("--grad-clip", type=positive_float, default=None, help="clip the gradient's norm")
+    tr.add_argument("--eval-every", type=interval_or_never, default=0, help="steps between test-ELBO evaluations (0: each epoch; "
                                                                "-1: never)")
-    tr.add_argument("--checkpoint-every", type=int, default=0, help="steps between checkpoints (0: at the end)")
-    tr.add_argument("--data-seed", type=int, default=0,
-                    help="seed of the test images' one-time binarisation (Bernoulli likelihood)")
-    add_run_options(tr, device=True)
+    tr.add_argument("--checkpoint-every", type=nonneg_int, default=0, help="steps between checkpoints (0: at the end)")
+    tr.add_argument("--data-seed", type=seed, default=None,
+                    help="seed of the test images' one-time binarisation (Bernoulli likelihood; default 0)")
+    harden_run_options(tr, device=True)
     tr.add_argument("--resume", action="store_true",
                     help="continue the run in --run-dir from its last checkpoint (--epochs may extend it)")
 
@@ -170,7 +180,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     out.write_json("evaluation.json", result)
     _bound_figure(bounds, result, out)
     if args.json:
-        print(json.dumps(result))
+        print(dumps_strict(result))
     else:
         print(f"test ELBO {result['elbo']:.2f}, IWAE-{args.k} {result['iwae']:.2f} nats; NLL {nll} over "
               f"{len(x)} examples; KL {result['kl_per_layer']}, active units {result['active_units']}; "

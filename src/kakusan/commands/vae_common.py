@@ -10,7 +10,6 @@ samples stay in data space).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -122,24 +121,21 @@ def user_test_data(path: str, spec: VAEDataSpec, shape: tuple[int, ...]) -> Tens
 
 def read_config(run: str | Path) -> dict:
     """The ``config.json`` of a run written by ``kakusan vae train`` (one-line error otherwise)."""
-    from kakusan.errors import CheckpointError
+    from kakusan.commands.args import read_run_config
 
-    path = Path(run) / "config.json"
-    if not path.exists():
-        raise CheckpointError(f"{run} is not a run directory of `kakusan vae train` (no config.json)")
-    config = json.loads(path.read_text())
-    if config.get("command") != "vae train":
-        raise CheckpointError(f"{run} was written by `kakusan {config.get('command')}`, not `kakusan vae train`")
-    return config
+    return read_run_config(run, "vae train")
 
 
 def load_run(run: str | Path, weights: str = "ema", device: str = "cpu"):
     """(model, config, data) of a ``vae train`` run: the model by ``kakusan.load`` (EMA weights by default)."""
     import kakusan
 
+    from kakusan.commands.args import config_part
+
     config = read_config(run)
+    spec = config_part(config, "data", VAEDataSpec, run)
     model = kakusan.load(run, weights=weights, device=device).eval()
-    return model, config, prepare_data(VAEDataSpec(**config["data"]))
+    return model, config, prepare_data(spec)
 
 
 # ---------------------------------------------------------------- bounds and latent statistics over a data set

@@ -67,7 +67,13 @@ def build_model(args: argparse.Namespace, data: VAEData):
 
     if args.model not in MODELS:
         raise KakusanError(f"unknown --model {args.model!r}: choose {', '.join(MODELS)}")
-    lik = likelihood_config(args.likelihood, data, args.variance)
+    from kakusan.commands.args import refuse_unused
+
+    if args.likelihood != "gaussian":
+        refuse_unused(args, ("variance",), f"to --likelihood {args.likelihood}, only to gaussian")
+    if args.model != "hvae":
+        refuse_unused(args, ("inference",), f"to --model {args.model}, only to hvae")
+    lik = likelihood_config(args.likelihood, data, args.variance or "shared")
     if args.model == "hvae":
         build = _hierarchical(args, data, lik)
     else:
@@ -119,7 +125,7 @@ def _hierarchical(args: argparse.Namespace, data: VAEData, lik):
         nets[0] = ConvConfig()
     elif args.encoder == "linear":
         nets = [LinearConfig()] * L
-    config = HVAEConfig(data.shape, tuple(latents), tuple(nets), likelihood=lik, inference=args.inference)
+    config = HVAEConfig(data.shape, tuple(latents), tuple(nets), likelihood=lik, inference=args.inference or "ladder")
     return lambda: HVAE(config)
 
 
@@ -145,6 +151,9 @@ def settings_from(args: argparse.Namespace, n_train: int) -> VAETrainSettings:
             raise KakusanError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
     if not args.lr > 0 or args.warmup < 0 or args.free_bits < 0:
         raise KakusanError("--lr must be positive, --warmup and --free-bits non-negative")
+    if objective == "iwae" and (args.warmup or args.free_bits):
+        raise KakusanError("--warmup and --free-bits apply to the ELBO, not to the importance-weighted bound: leave "
+                           "them out")
     total = epochs * steps_per_epoch(n_train, args.batch_size)
     ema = args.ema if args.ema is not None else min(0.999, max(0.0, 1 - 10 / total))  # ~ the last tenth of the run
     if not 0 <= ema < 1:
@@ -159,6 +168,7 @@ def settings_from(args: argparse.Namespace, n_train: int) -> VAETrainSettings:
 def run_train(args: argparse.Namespace) -> int:
     from kakusan.checkpoint import save_model
     from kakusan.data.batches import steps_per_epoch
+    from kakusan.errors import KakusanError
     from kakusan.optim.schedules import make_scheduler
     from kakusan.registry import config_to_json
     from kakusan.report.run_dir import RunDir
@@ -172,7 +182,10 @@ def run_train(args: argparse.Namespace) -> int:
         model, spec, settings, run_dir = _resumed(args)
         data = prepare_data(spec)
     else:
-        spec = VAEDataSpec(args.data, args.likelihood, args.data_seed)
+        if args.likelihood != "bernoulli" and args.data_seed is not None:
+            raise KakusanError(f"--data-seed does not apply to --likelihood {args.likelihood} (only Bernoulli test "
+                               "images are binarised): leave it out")
+        spec = VAEDataSpec(args.data, args.likelihood, 0 if args.data_seed is None else args.data_seed)
         data = prepare_data(spec)
         settings = settings_from(args, len(data.train))
         model = build_model(args, data)
