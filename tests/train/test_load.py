@@ -28,6 +28,9 @@ EXAMPLES = {
         denoiser=__import__("kakusan.diffusion.unet", fromlist=["x"]).UNetConfig(channels=(8, 16),
                                                                                attention=(False, True)),
         n_classes=3, learn_variance=True, shift=0.5, scale=0.5, levels=256)),
+    "Autoencoder": lambda: MODELS["Autoencoder"](_latent().AutoencoderConfig(image=(8, 8), channels=(4, 8))),
+    "LatentDiffusion": lambda: MODELS["LatentDiffusion"](_latent().with_denoiser(
+        _latent().LatentDiffusionConfig(), channels=(8, 16), attention=(True, True))),
     "MetricNet": lambda: MODELS["MetricNet"](__import__("kakusan.evaluate.metric_net", fromlist=["x"]).MetricNetConfig(
         shape=(8, 8), channels=(4, 8), hidden=8, pooled=(False, True))),
 }
@@ -37,6 +40,18 @@ def _diffusion():
     import kakusan.diffusion
 
     return kakusan.diffusion
+
+
+def _latent():
+    import kakusan.latent.autoencoder
+    import kakusan.latent.model
+
+    class _Namespace:
+        AutoencoderConfig = kakusan.latent.autoencoder.AutoencoderConfig
+        LatentDiffusionConfig = kakusan.latent.model.LatentDiffusionConfig
+        with_denoiser = staticmethod(kakusan.latent.model.with_denoiser)
+
+    return _Namespace
 
 
 def _vae():

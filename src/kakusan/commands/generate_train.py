@@ -86,6 +86,10 @@ def run_train(args: argparse.Namespace) -> int:
     if args.resume:
         if args.run_dir is None or not (Path(args.run_dir) / "config.json").is_file():
             raise KakusanError("--resume needs --run-dir pointing at a run of `kakusan generate train`")
+        from kakusan.commands import check_resume
+
+        check_resume(args, may_change={"run_dir", "runs_root", "resume", "device", "epochs", "progress", "export",
+                                       "eval_images"})
         run = RunDir(Path(args.run_dir))
         config = json.loads((run.path / "config.json").read_text())
         if config.get("command") != "generate train":
