@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from kakusan.commands import add_run_options
 from kakusan.commands.args import (
     below_one,
     harden_run_options,
