@@ -53,13 +53,17 @@ def images_file(tmp_path):
 
 def one_error_line(capsys, *words):
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("kakusan: error: "), err
+    assert len(err) == 1 and re.match(r"kakusan( generate(-\w+)?)?: error: ", err[0]), err
     assert all(w in err[0] for w in words), err
     return err[0]
 
 
 def generate(run, out, *extra, prompt=PROMPT):
-    return cli.main(["generate", prompt, "-n", "3", "--steps", "3", "--model", str(run), "--out", str(out), *extra])
+    """The exit status of `kakusan generate …` (a usage error refused by the parser exits 2 as SystemExit)."""
+    try:
+        return cli.main(["generate", prompt, "-n", "3", "--steps", "3", "--model", str(run), "--out", str(out), *extra])
+    except SystemExit as e:
+        return e.code
 
 
 # -- generate ----------------------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ import argparse
 import time
 from pathlib import Path
 
-from kakusan.commands import add_run_options
+from kakusan.commands.args import finite_float, positive_int, seed
 
 SAMPLERS = ("ddpm", "ddim", "dpm++2m", "heun")
 ACTIONS = ("train", "score", "edit")
@@ -59,13 +59,13 @@ def _common(p: argparse.ArgumentParser, guidance: bool = True) -> None:
     p.add_argument("--model", default=None, metavar="RUN",
                    help="a run of `kakusan generate train` (default: the model shipped with kakusan)")
     p.add_argument("--sampler", choices=SAMPLERS, default="dpm++2m", help="sampler (default dpm++2m)")
-    p.add_argument("--steps", type=int, default=20, help="sampling steps (default 20)")
+    p.add_argument("--steps", type=positive_int, default=20, help="sampling steps (default 20)")
     if guidance:
-        p.add_argument("--guidance", type=float, default=3.0,
+        p.add_argument("--guidance", type=finite_float, default=3.0,
                        help="classifier-free guidance scale w (1: the conditional model, 0: unconditional; "
                             "default 3)")
         p.add_argument("--negative", default=None, help="a negative prompt: steer away from what it describes")
-    p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same images)")
+    p.add_argument("--seed", type=seed, default=0, help="random seed (same seed, same images)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
 
 
@@ -77,7 +77,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                                           "IMAGES.npy --prompts …` (rank prompts by the diffusion ELBO), "
                                           "`generate edit IMAGES.npy PROMPT` (SDEdit; inpainting with --mask).")
     p.add_argument("prompt", help="what to draw, e.g. \"a handwritten 7\" or \"a photo of an ankle boot\"")
-    p.add_argument("-n", "--n-images", type=int, default=16, help="number of images (default 16)")
+    p.add_argument("-n", "--n-images", type=positive_int, default=16, help="number of images (default 16)")
     p.add_argument("--out", default=None, help=f"grid .png or .npy of (n, 28, 28) floats in [0, 1]; must not exist "
                                                f"(default {DEFAULT_OUT}, or the next free generated-N.png)")
     _common(p)
@@ -95,10 +95,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                                           "diffusion classifier).")
     s.add_argument("images", metavar="IMAGES.npy", help="images (n, 28, 28) or one (28, 28), floats in [0, 1]")
     s.add_argument("--prompts", nargs="+", required=True, help="the candidate prompts")
-    s.add_argument("--samples", type=int, default=32, help="(t, ε) draws per image, shared by the prompts "
+    s.add_argument("--samples", type=positive_int, default=32, help="(t, ε) draws per image, shared by the prompts "
                                                            "(default 32)")
     s.add_argument("--model", default=None, metavar="RUN", help="a run of `kakusan generate train` (default: shipped)")
-    s.add_argument("--seed", type=int, default=0, help="random seed")
+    s.add_argument("--seed", type=seed, default=0, help="random seed")
     s.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
     s.set_defaults(run=run_score)
 
@@ -107,7 +107,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                                           "(SDEdit); with --mask, repaint only where the mask is 1 (inpainting).")
     e.add_argument("images", metavar="IMAGES.npy", help="images (n, 28, 28) or one (28, 28), floats in [0, 1]")
     e.add_argument("prompt", help="what the result should show")
-    e.add_argument("--strength", type=float, default=None,
+    e.add_argument("--strength", type=finite_float, default=None,
                    help="fraction of the noise schedule redone, in (0, 1] (default 0.6; 1 with --mask)")
     e.add_argument("--mask", default=None, help=".npy (28, 28) or (n, 28, 28) of 0 (keep) and 1 (repaint)")
     e.add_argument("--out", default=None, help=".png grid (originals above results) or .npy; must not exist")

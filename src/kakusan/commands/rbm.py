@@ -59,7 +59,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     tr.add_argument("--learn-variance", action="store_true", help="Gaussian units: learn σ² per unit")
     tr.add_argument("--eval-every", type=interval_or_never, default=0,
                     help="updates between evaluations (0: each epoch; -1: never)")
-    tr.add_argument("--checkpoint-every", type=nonneg_int, default=0, help="updates between checkpoints (0: at the end)")
+    tr.add_argument("--checkpoint-every", type=nonneg_int, default=0, help="updates between checkpoints (0: every 60 s and at the end)")
     tr.add_argument("--samples", type=nonneg_int, default=64, help="samples drawn for the figure at the end (0: none)")
     tr.add_argument("--sample-steps", type=positive_int, default=1000, help="Gibbs sweeps for those samples")
     harden_run_options(tr)

@@ -106,7 +106,7 @@ def _add_train(tr: argparse.ArgumentParser) -> None:
     tr.add_argument("--grad-clip", type=positive_float, default=None, help="clip the gradient's norm")
     tr.add_argument("--eval-every", type=interval_or_never, default=0, help="steps between test-ELBO evaluations (0: each epoch; "
                                                                "-1: never)")
-    tr.add_argument("--checkpoint-every", type=nonneg_int, default=0, help="steps between checkpoints (0: at the end)")
+    tr.add_argument("--checkpoint-every", type=nonneg_int, default=0, help="steps between checkpoints (0: every 60 s and at the end)")
     tr.add_argument("--data-seed", type=seed, default=None,
                     help="seed of the test images' one-time binarisation (Bernoulli likelihood; default 0)")
     harden_run_options(tr, device=True)
