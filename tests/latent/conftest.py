@@ -27,7 +27,7 @@ def build_tiny(seed: int = 0, randomize: bool = True, scale: float = 2.0):
 
 @pytest.fixture(scope="session")
 def text_encoder():
-    from kakusan.latent.text import get_text_encoder
+    from kakusan.text import get_text_encoder
 
     return get_text_encoder("cpu")
 

@@ -1,4 +1,4 @@
-"""The text encoder (kakusan.latent.text): offline loading, sentence-transformers' own embedding, padding and masks,
+"""The text encoder (kakusan.text): offline loading, sentence-transformers' own embedding, padding and masks,
 and the one-line errors for bad prompts."""
 
 import json
@@ -12,7 +12,7 @@ import torch
 
 from kakusan.diffusion.conditioning import TextCondition
 from kakusan.errors import DataError
-from kakusan.latent.text import MAX_TOKENS, WIDTH, check_prompt, model_dir
+from kakusan.text import MAX_TOKENS, WIDTH, check_prompt, model_dir
 
 PROMPTS = ["a handwritten 7", "a photo of a sneaker", "someone wrote the digit nine by hand, slowly and with care",
            "bag", "a grayscale picture of a pair of trousers"]
@@ -41,7 +41,7 @@ import torch
 
 torch.set_num_threads(1)
 assert hasattr(socket, "KAKUSAN_ATTEMPTS"), "sitecustomize did not run"
-from kakusan.latent.text import TextEncoder
+from kakusan.text import TextEncoder
 
 cond = TextEncoder("cpu").encode(["a handwritten 7", "a photo of a sneaker"])
 attempts_while_loading = list(socket.KAKUSAN_ATTEMPTS)

@@ -169,7 +169,7 @@ def _write(images, out: Path, nrow: int | None = None) -> None:
 def run_generate(args: argparse.Namespace) -> int:
     import torch
 
-    from kakusan.latent.text import check_prompt
+    from kakusan.text import check_prompt
     from kakusan.runtime import make_generator, pick_device, set_threads
 
     t0 = time.perf_counter()
@@ -229,7 +229,7 @@ def run_score(args: argparse.Namespace) -> int:
 
     from kakusan.errors import KakusanError
     from kakusan.latent.classify import prompt_scores
-    from kakusan.latent.text import check_prompt
+    from kakusan.text import check_prompt
     from kakusan.runtime import make_generator, pick_device, set_threads
 
     t0 = time.perf_counter()
@@ -261,7 +261,7 @@ def run_edit(args: argparse.Namespace) -> int:
     import torch
 
     from kakusan.latent.edit import edit
-    from kakusan.latent.text import check_prompt
+    from kakusan.text import check_prompt
     from kakusan.runtime import make_generator, pick_device, set_threads
 
     t0 = time.perf_counter()

@@ -1,7 +1,7 @@
 """Text conditioning as one batched object: the token states a denoiser cross-attends to, and a pooled vector.
 
 ``TextCondition(tokens (n, S, d), mask (n, S) bool, pooled (n, d))`` is what a text encoder gives for n
-prompts (:class:`kakusan.latent.text.TextEncoder`) and what a text-conditional denoiser takes as ``cond``
+prompts (:class:`kakusan.text.TextEncoder`) and what a text-conditional denoiser takes as ``cond``
 (:class:`~kakusan.diffusion.unet.UNet` with ``context_dim``): the samplers pass ``cond`` through untouched, and
 classifier-free guidance stacks a condition with its null (the empty prompt's, or a negative prompt's) by
 :meth:`TextCondition.cat`, which pads the token axis to the longer of the two (padded positions are masked).

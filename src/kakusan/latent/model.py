@@ -2,7 +2,7 @@
 
 ``LatentDiffusion(LatentDiffusionConfig())`` holds the :class:`~kakusan.latent.autoencoder.Autoencoder` (28×28
 gray images ↔ scaled latents 4×7×7) and a :class:`~kakusan.diffusion.model.Diffusion` over those latents whose
-UNet cross-attends to the text encoder's token states (:mod:`kakusan.latent.text`). The ELBO view: with the
+UNet cross-attends to the text encoder's token states (:mod:`kakusan.text`). The ELBO view: with the
 decoder p(x|z) and the diffusion prior p(z|c), log p(x|c) ≥ E_q[log p(x|z)] − KL(q(z|x) ‖ p(z|c)), and the
 diffusion model's own VLB bounds log p(z|c); stage one trained the first term with a weak prior, stage two
 fits p(z|c) to the encoded data.
@@ -84,7 +84,7 @@ class LatentDiffusion(nn.Module):
     # -- text ----------------------------------------------------------------------------------------------
 
     def text_encoder(self):
-        from kakusan.latent.text import get_text_encoder
+        from kakusan.text import get_text_encoder
 
         return get_text_encoder(str(self._device()))
 
@@ -103,7 +103,7 @@ class LatentDiffusion(nn.Module):
             return self.text_encoder().null().to(self._device())
         if isinstance(negative, TextCondition):
             return negative.to(self._device())
-        from kakusan.latent.text import check_prompt
+        from kakusan.text import check_prompt
 
         return self.text_encoder().encode([check_prompt(negative, "negative prompt")]).to(self._device())
 

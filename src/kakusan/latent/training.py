@@ -2,7 +2,7 @@
 
 Stage one trains the :class:`~kakusan.latent.autoencoder.Autoencoder` on the joint MNIST + Fashion-MNIST images
 (``RUN/autoencoder/``), then fits its latent scale. Stage two encodes every training image once (posterior
-means, scaled), embeds every training caption once (:func:`kakusan.latent.text.TextEncoder.encode`), and trains
+means, scaled), embeds every training caption once (:func:`kakusan.text.TextEncoder.encode`), and trains
 the text-conditional latent diffusion model (``RUN/``): each step draws, for every image, one caption of its
 class (a fresh draw per image and step) and replaces it with the empty caption with probability
 ``caption_drop`` (classifier-free guidance). ``RUN/checkpoints/model`` holds the finished
@@ -141,12 +141,14 @@ def encode_images(autoencoder, x: Tensor, batch_size: int = 2000) -> Tensor:
 
 
 def caption_conditions(text_encoder):
-    """(TextCondition of every training caption then the empty caption, offsets, counts)."""
+    """(TextCondition of every training caption then the empty caption, offsets, counts); the embeddings come from
+    the disk cache after the first time (:mod:`kakusan.text.cache`)."""
     from kakusan.data.captions import caption_table, training_captions
-    from kakusan.diffusion.conditioning import TextCondition
+
+    from kakusan.text import encode_cached
 
     texts, _ = training_captions()
-    conds = TextCondition.cat([text_encoder.encode(texts), text_encoder.null()])
+    conds = encode_cached(text_encoder, [*texts, ""])  # every training caption, then the empty one
     offsets, counts = caption_table()
     return conds, offsets, counts
 
@@ -155,7 +157,7 @@ def train_denoiser(run, model, latents: Tensor, labels: Tensor, settings: Denois
                    progress: bool = True, hooks=()):
     """Stage two (module docstring) on ``model`` (a LatentDiffusion whose autoencoder is trained), in ``run``."""
     from kakusan.data.batches import steps_per_epoch
-    from kakusan.latent.text import get_text_encoder
+    from kakusan.text import get_text_encoder
     from kakusan.optim.schedules import make_scheduler
     from kakusan.train import TrainConfig, fit
 

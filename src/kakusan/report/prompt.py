@@ -57,7 +57,7 @@ def _images(x, what: str = "images") -> np.ndarray:
 
 
 def _prompt_list(prompts) -> list[str]:
-    from kakusan.latent.text import check_prompt
+    from kakusan.text import check_prompt
 
     if isinstance(prompts, str):
         prompts = [prompts]
