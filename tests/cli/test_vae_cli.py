@@ -106,6 +106,9 @@ def test_resume_is_bit_exact(tmp_path):
     for part in ("model", "ema@0.9", "optimizer", "objective", "generator"):
         for k, v in a[part].items():
             assert torch.equal(b[part][k], v), (part, k)
+    # options that differ from the run's are refused, all of them named, and the run is left as it was
+    assert cli.main(["vae", "train", "--resume", "--lr", "0.5", "--latent", "4", "--run-dir", str(tmp_path / "b")]) == 2
+    assert _last(tmp_path / "b")[1] == 45
 
 
 def test_exact_log_likelihood_of_a_linear_gaussian_run(gaussian_file, tmp_path, capsys):

@@ -194,7 +194,8 @@ def _resumed(args: argparse.Namespace):
     from kakusan.commands.diffusion_common import read_config
 
     model, config, settings, run = resume_run(args.run_dir, read_config, DiffusionTrainSettings,
-                                              args.epochs if args.epochs_given else None, {"weighting": "eps"})
+                                              args.epochs if args.epochs_given else None, {"weighting": "eps"},
+                                              args=args)
     return model, DiffusionDataSpec(**config["data"]), settings, run
 
 

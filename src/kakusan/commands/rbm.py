@@ -183,7 +183,10 @@ def _resumed(args: argparse.Namespace):
 
     if args.run_dir is None or not exists(Path(args.run_dir) / "checkpoints", "last"):
         raise KakusanError("--resume needs --run-dir pointing at a run with a training checkpoint (checkpoints/last)")
+    from kakusan.commands import check_resume
     from kakusan.commands.args import config_part, read_run_config
+
+    check_resume(args, may_change={"run_dir", "runs_root", "resume", "device"})  # rbm runs cannot be extended
 
     config = read_run_config(args.run_dir, "rbm train")
     model = MODELS[config["class"]](**config["model"])  # parameters come from the checkpoint in fit_rbm

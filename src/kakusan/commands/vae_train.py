@@ -228,7 +228,7 @@ def _resumed(args: argparse.Namespace):
     from kakusan.commands import resume_run
     from kakusan.commands.vae_common import read_config
 
-    model, config, settings, run = resume_run(args.run_dir, read_config, VAETrainSettings, args.epochs)
+    model, config, settings, run = resume_run(args.run_dir, read_config, VAETrainSettings, args.epochs, args=args)
     return model, VAEDataSpec(**config["data"]), settings, run
 
 
