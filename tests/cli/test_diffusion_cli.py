@@ -128,3 +128,11 @@ def test_bad_input_is_one_line(mixture_file, tmp_path, capsys):
             status = e.code
         assert status == 2
         _one_error_line(capsys, *words)
+
+
+def test_an_exploding_learning_rate_stops_with_one_line_naming_it(tmp_path, capsys):
+    run = tmp_path / "run"
+    status = cli.main(["diffusion", "train", "--data", "digits", "--epochs", "1", "--lr", "1e9", "--run-dir", str(run)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and len(err) == 1 and "diverged" in err[0] and "--lr 1e+09" in err[0], err
+    assert not (run / "checkpoints" / "model.safetensors").exists()

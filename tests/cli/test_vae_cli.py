@@ -179,3 +179,11 @@ def test_a_hierarchical_vae_reports_each_layer(tmp_path, capsys):
     r = _json(capsys)
     assert set(r["kl_per_layer"]) == set(r["active_units"]) == {"z1", "z2"}
     assert r["latent_units"] == {"z1": 6, "z2": 3} and r["iwae"] >= r["elbo"] - 2 * r["nll_stderr"]
+
+
+def test_an_exploding_learning_rate_stops_with_one_line_naming_it(tmp_path, capsys):
+    run = tmp_path / "run"
+    status = cli.main(["vae", "train", "--data", "digits", "--epochs", "2", "--lr", "1e3", "--run-dir", str(run)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and len(err) == 1 and "diverged" in err[0] and "--lr 1000" in err[0], err
+    assert not (run / "checkpoints" / "model.safetensors").exists()

@@ -171,8 +171,13 @@ def run_train(args: argparse.Namespace) -> int:
     batches = tuple(b.to(device) for b in batches) if isinstance(batches, tuple) else batches.to(device)
     print(f"training a {model.gflop_per_example():.3f}-GFLOP/example {type(model.net).__name__} on "
           f"{len(data.train)} examples of {'×'.join(map(str, data.shape))} for {total} steps", flush=True)
-    result = fit(model, build_objective(settings), batches, optimizer, config, run=run_dir,
-                 scheduler=make_scheduler(optimizer, settings.schedule, total, warmup=settings.warmup), hooks=hooks)
+    from kakusan.commands.guard import DivergenceGuard
+
+    guard = DivergenceGuard(model, f"--lr {settings.lr:g}")  # exploding or non-finite: one line naming --lr
+    with guard.naming_lr():
+        result = fit(model, build_objective(settings), batches, optimizer, config, run=run_dir, callback=guard,
+                     scheduler=make_scheduler(optimizer, settings.schedule, total, warmup=settings.warmup),
+                     hooks=hooks)
     extra = result.ema.parts() if result.ema is not None else None
     save_model(run_dir.checkpoints, model, name="model", meta={"step": total}, extra_parts=extra)
     final = copy.deepcopy(model).eval()

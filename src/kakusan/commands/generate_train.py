@@ -126,8 +126,11 @@ def run_train(args: argparse.Namespace) -> int:
     if limit:
         x_train, y_train = x_train[:limit], y_train[:limit]
     print(f"stage 1: the autoencoder on {len(x_train)} MNIST + Fashion-MNIST images", flush=True)
-    ae, ae_meta = train_autoencoder(run.path / "autoencoder", x_train, x_test, ae_settings, device,
-                                    config=model_config.autoencoder, progress=args.progress)
+    from kakusan.commands.guard import DivergenceGuard
+
+    with DivergenceGuard(None, f"--lr {ae_settings.lr:g}").naming_lr():
+        ae, ae_meta = train_autoencoder(run.path / "autoencoder", x_train, x_test, ae_settings, device,
+                                        config=model_config.autoencoder, progress=args.progress)
     print(f"  test PSNR {ae_meta['test_psnr_db']:.2f} dB, latent scale {ae_meta['latent_scale']:.4f}", flush=True)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(settings.seed)
@@ -137,7 +140,8 @@ def run_train(args: argparse.Namespace) -> int:
     latents = encode_images(model.autoencoder.eval(), x_train.to(device))
     print(f"stage 2: a {model.gflop_per_example():.3f}-GFLOP latent UNet on {len(latents)} latents "
           f"{'×'.join(map(str, latents.shape[1:]))}, {settings.epochs} epochs", flush=True)
-    result = train_denoiser(run, model, latents, y_train, settings, device, progress=args.progress)
+    with DivergenceGuard(model, f"--lr {settings.lr:g}").naming_lr():
+        result = train_denoiser(run, model, latents, y_train, settings, device, progress=args.progress)
     model.eval()
     save_model(run.checkpoints, model, name="model", meta={"steps": result.steps})
     summary = evaluate_model(model, x_test, y_test, args.eval_images, seed=settings.seed)

@@ -204,9 +204,19 @@ def run_train(args: argparse.Namespace) -> int:
                          checkpoint_every=settings.checkpoint_every, grad_clip=settings.grad_clip,
                          ema_decays=(settings.ema,) if settings.ema else (), seed=settings.seed,
                          desc=f"vae {settings.objective}")
-    result = fit(model, build_objective(settings), data.train.to(device), optimizer, config, run=run_dir,
-                 scheduler=make_scheduler(optimizer, settings.schedule, total),
-                 transform=dynamic_binarisation if spec.likelihood == "bernoulli" else None, hooks=hooks)
+    from kakusan.commands.guard import DivergenceGuard
+
+    # exploding or non-finite: one line naming --lr (the limit grows with the data's scale: a Gaussian decoder's
+    # bias rightly reaches the data's values)
+    from kakusan.commands.guard import PARAMETER_LIMIT
+
+    guard = DivergenceGuard(model, f"--lr {settings.lr:g}",
+                            limit=max(PARAMETER_LIMIT, 1e3 * float(data.train.abs().max())))
+    with guard.naming_lr():
+        result = fit(model, build_objective(settings), data.train.to(device), optimizer, config, run=run_dir,
+                     callback=guard,
+                     scheduler=make_scheduler(optimizer, settings.schedule, total),
+                     transform=dynamic_binarisation if spec.likelihood == "bernoulli" else None, hooks=hooks)
     extra = result.ema.parts() if result.ema is not None else None
     save_model(run_dir.checkpoints, model, name="model", meta={"step": total}, extra_parts=extra)
     final = copy.deepcopy(model).eval()
