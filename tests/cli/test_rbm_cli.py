@@ -80,3 +80,30 @@ def test_spin_and_gaussian_units_train(tmp_path):
         assert cli.main(["rbm", "train", "--units", units, "--hidden", "4", "--epochs", "1", "--batch-size", "100",
                          "--lr", "0.01", "--samples", "4", "--sample-steps", "5", "--run-dir", str(run)]) == 0
         assert (run / "figures" / "samples.png").exists()
+
+
+def test_holdout_gives_a_file_without_test_split_a_test_split(tmp_path, capsys):
+    """--holdout FRACTION turns a random fraction of a file's rows into its test split (evaluation then reports a
+    real test log-likelihood on them); data with its own split refuse it in one line."""
+    import json
+
+    rng = np.random.default_rng(0)
+    x = (rng.random((200, 10)) < 0.3).astype(np.float32)
+    np.savez(tmp_path / "bits.npz", x=x)
+    run = tmp_path / "run"
+    assert cli.main(["rbm", "train", "--data", str(tmp_path / "bits.npz"), "--hidden", "3", "--epochs", "2",
+                     "--holdout", "0.25", "--run-dir", str(run)]) == 0
+    capsys.readouterr()
+    assert cli.main(["rbm", "evaluate", str(run), "--exact", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["split"] == "test" and out["n_test"] == 50 and "test_log_likelihood" in out
+    from kakusan.data.recipes import hold_out
+
+    import torch
+
+    train, test = hold_out(torch.from_numpy(x), None, 0.25, 0, "bits")
+    assert len(train) == 150 and len(test) == 50
+    assert sorted(map(tuple, torch.cat([train, test]).tolist())) == sorted(map(tuple, x.tolist()))  # a partition
+    assert cli.main(["rbm", "train", "--data", "digits", "--hidden", "3", "--epochs", "1", "--holdout", "0.25",
+                     "--run-dir", str(tmp_path / "r2")]) == 2
+    assert "own test split" in capsys.readouterr().err

@@ -42,6 +42,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                     help="bernoulli and spin units: stochastic (default): b ~ Bernoulli(pixel) with --data-seed; "
                          "threshold: pixel > 0.5")
     tr.add_argument("--data-seed", type=seed, default=None, help="seed of the stochastic binarisation (default 0)")
+    tr.add_argument("--holdout", type=open_unit, default=None,
+                    help="for a data file without a test split: hold out this fraction of its rows as the test split "
+                         "(chosen with --data-seed), so that evaluation has held-out data")
     tr.add_argument("--method", choices=("pcd", "cd", "pt"), default="pcd", help="negative phase")
     tr.add_argument("--epochs", type=positive_int, default=10)
     tr.add_argument("--batch-size", type=positive_int, default=100)
@@ -142,7 +145,8 @@ def run_train(args: argparse.Namespace) -> int:
         data = prepare(spec)
     else:
         _check_applicable(args)
-        spec = DataSpec(args.data, args.units, or_default(args.binarise, "stochastic"), or_default(args.data_seed, 0))
+        spec = DataSpec(args.data, args.units, or_default(args.binarise, "stochastic"), or_default(args.data_seed, 0),
+                        or_default(args.holdout, 0.0))
         data = prepare(spec)
         config = RBMTrainConfig(method=args.method, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                                 momentum=args.momentum, lr_schedule=args.schedule, weight_decay=args.weight_decay,

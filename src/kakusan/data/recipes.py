@@ -32,6 +32,7 @@ class DataSpec:
     units: UnitsName = "bernoulli"
     binarisation: Binarisation = "stochastic"
     data_seed: int = 0
+    holdout: float = 0.0  # for data without a test split: this fraction of the rows becomes the test split
 
 
 class PreparedData(NamedTuple):
@@ -52,6 +53,8 @@ def prepare(spec: DataSpec) -> PreparedData:
     ds = load(spec.data)
     train = flatten(ds.x_train).to(torch.float32)
     test = None if ds.x_test is None else flatten(ds.x_test).to(torch.float32)
+    if spec.holdout:
+        train, test = hold_out(train, test, spec.holdout, spec.data_seed, spec.data)
     shape = tuple(ds.shape) if len(ds.shape) >= 2 else (train.shape[1],)
     if spec.units == "gaussian":
         mean, std = train.mean(0), train.std(0).clamp_min(1e-2)
@@ -62,6 +65,22 @@ def prepare(spec: DataSpec) -> PreparedData:
     if spec.units == "spin":
         train, test = 2 * train - 1, None if test is None else 2 * test - 1
     return PreparedData(train, test, shape)
+
+
+def hold_out(train: Tensor, test: Tensor | None, fraction: float, seed: int, name: str) -> tuple[Tensor, Tensor]:
+    """(train, test): a random ``fraction`` of the rows (a permutation from ``seed``) held out as the test split, for
+    data that has none; a one-line error when the data has its own split or too few rows."""
+    if test is not None:
+        raise DataError(f"{name} has its own test split: leave out --holdout (it is for data without one)")
+    if not 0.0 < fraction < 1.0:
+        raise DataError(f"--holdout must be a fraction in (0, 1), got {fraction:g}")
+    n = len(train)
+    k = int(round(fraction * n))
+    if k < 1 or k > n - 1:
+        raise DataError(f"--holdout {fraction:g} of {n} rows leaves no {'test' if k < 1 else 'training'} rows: "
+                        "choose another fraction")
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(int(seed) + 7919))
+    return train[perm[k:]], train[perm[:k]]
 
 
 def _bits(x: Tensor, spec: DataSpec, offset: int) -> Tensor:
