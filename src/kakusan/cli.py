@@ -45,10 +45,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from kakusan.commands.generate import rewrite_argv
+    try:  # building the parser imports every command module (torch among them): Ctrl-C here is one line too
+        from kakusan.commands.generate import rewrite_argv
 
-    parser = build_parser()
-    args = parser.parse_args(rewrite_argv(sys.argv[1:] if argv is None else list(argv)))
+        parser = build_parser()
+        args = parser.parse_args(rewrite_argv(sys.argv[1:] if argv is None else list(argv)))
+    except KeyboardInterrupt:
+        sys.stderr.write("kakusan: interrupted\n")
+        return 130
     args.argv = ["kakusan", *(sys.argv[1:] if argv is None else argv)]  # recorded in each run's argv.json
     if not getattr(args, "run", None):
         parser.print_help()
