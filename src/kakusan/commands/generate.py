@@ -145,12 +145,11 @@ def _check_sampling(args) -> None:
 
     from kakusan.errors import KakusanError
 
-    if getattr(args, "n_images", 1) < 1 or getattr(args, "n_images", 1) > 4096:
+    # lower bounds (positive counts, seeds) are the argparse types' (kakusan.commands.args); these are the upper ones
+    if getattr(args, "n_images", 1) > 4096:
         raise KakusanError(f"-n must be between 1 and 4096, got {args.n_images}")
-    if args.steps < 1 or args.steps > 1000:
+    if args.steps > 1000:
         raise KakusanError(f"--steps must be between 1 and 1000, got {args.steps}")
-    if args.seed < 0:
-        raise KakusanError(f"--seed must be a non-negative integer, got {args.seed}")
     g = getattr(args, "guidance", 1.0)
     if not math.isfinite(g) or g < 0 or g > 50:
         raise KakusanError(f"--guidance must be a number in [0, 50] (1: none, 3: the default), got {g}")
@@ -237,10 +236,6 @@ def run_score(args: argparse.Namespace) -> int:
     prompts = [check_prompt(p) for p in args.prompts]
     if len(prompts) < 2:
         raise KakusanError("give at least two --prompts to rank")
-    if args.samples < 1:
-        raise KakusanError(f"--samples must be a positive integer, got {args.samples}")
-    if args.seed < 0:
-        raise KakusanError(f"--seed must be a non-negative integer, got {args.seed}")
     set_threads()
     device = pick_device(args.device)
     model = load_prompt_model(args.model, str(device))
