@@ -1,6 +1,7 @@
 """The answers a docs page prints in its ``## Exercises`` section, read back for the tests that recompute them.
 
-An answer is written in inline code as `` `name = number` `` (e.g. `` `ln Z = 2.5749` ``), so a test can find it
+An answer is written in inline code as `` `name = number` `` (e.g. `` `ln Z = 2.5749` ``, one space either side of
+the ``=``), so a test can find it
 by name and compare it with what kakusan computes: the test fails when the page and the code disagree.
 """
 
@@ -10,7 +11,7 @@ import re
 from pathlib import Path
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
-ANSWER = re.compile(r"`([^`=]+?)\s*=\s*(-?\d+(?:\.\d+)?)`")
+ANSWER = re.compile(r"`([^`]+?) = (-?\d+(?:\.\d+)?)`")  # spaces around "=": `reg_covar=0.0` is no answer
 
 
 def exercises(stem: str) -> str:
