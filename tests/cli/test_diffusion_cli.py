@@ -66,17 +66,21 @@ def test_continuous_run_is_complete_and_in_data_space(mixture_run, tmp_path, cap
     x = np.load(out)
     assert x.shape == (300, 2) and abs(x.mean() - 5.2) < 1.5  # samples come back in data space
     evals = [r for r in map(json.loads, (mixture_run / "metrics.jsonl").read_text().splitlines()) if r.get("eval")]
-    assert evals[-1]["test_mse"] < evals[0]["test_mse"] and "test_mse_ema" in evals[-1]
+    # the file has no test split: the evaluation hook measures training rows and names them so
+    assert evals[-1]["train_mse"] < evals[0]["train_mse"] and "train_mse_ema" in evals[-1]
+    assert not any("test_mse" in e for e in evals)
 
 
 def test_evaluate_continuous_gives_nats_per_example(mixture_run, tmp_path, capsys):
     assert cli.main(["diffusion", "evaluate", str(mixture_run), "--nll", "ode", "--rows", "40", "--json",
                      "--run-dir", str(tmp_path / "e1")]) == 0
-    ode = _json(capsys)
+    ode = _json(capsys)  # the file has no test split: training rows, train_* names
+    assert ode["split"] == "train" and "no held-out data" in ode["note"] and "nll" not in ode
+    ode = {k.removeprefix("train_"): v for k, v in ode.items()}
     assert ode["n"] == 40 and math.isfinite(ode["nll"]) and ode["nll_stderr"] > 0 and "bits_per_dim" not in ode
     assert cli.main(["diffusion", "evaluate", str(mixture_run), "--nll", "vlb", "--rows", "40", "--n-t", "20",
                      "--json", "--run-dir", str(tmp_path / "e2")]) == 0
-    vlb = _json(capsys)
+    vlb = {k.removeprefix("train_"): v for k, v in _json(capsys).items()}
     # the data are 3× the unit mixture, shifted: its entropy is the unit one + 2 log 3 nats; a trained-for-seconds
     # model sits above it, and the VLB above the ODE likelihood (within their errors)
     floor = MixtureTruth.example(2, seed=1).entropy_mc(20_000) + 2 * math.log(3)
@@ -136,3 +140,37 @@ def test_an_exploding_learning_rate_stops_with_one_line_naming_it(tmp_path, caps
     err = capsys.readouterr().err.strip().splitlines()
     assert status == 2 and len(err) == 1 and "diverged" in err[0] and "--lr 1e+09" in err[0], err
     assert not (run / "checkpoints" / "model.safetensors").exists()
+
+
+def test_holdout_and_test_file_give_a_test_split(tmp_path, capsys):
+    """--test FILE: the run's test split is exactly the file's rows (evaluate gives the numbers `--data FILE` gives);
+    --holdout keeps each label with its row (a conditional run evaluates); data with their own split refuse both."""
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(80, 2)).astype(np.float32), np.arange(80) % 3
+    np.save(tmp_path / "train.npy", x[:60])
+    np.save(tmp_path / "test.npy", x[60:])
+    np.savez(tmp_path / "labelled.npz", x=x, y=y)
+    base = ["diffusion", "train", "--epochs", "1", "--hidden", "8", "--depth", "1", "--T", "10"]
+    root = ["--runs-root", str(tmp_path / "runs")]
+    assert cli.main([*base, "--data", str(tmp_path / "train.npy"), "--test", str(tmp_path / "test.npy"),
+                     "--run-dir", str(tmp_path / "t")]) == 0
+    assert cli.main([*base, "--data", str(tmp_path / "labelled.npz"), "--conditional", "--holdout", "0.25",
+                     "--run-dir", str(tmp_path / "h")]) == 0
+    capsys.readouterr()
+    evals = [r for r in map(json.loads, (tmp_path / "t" / "metrics.jsonl").read_text().splitlines()) if r.get("eval")]
+    assert evals and all("test_mse" in e for e in evals)
+    evaluate = ["diffusion", "evaluate", str(tmp_path / "t"), "--n-t", "5", "--json", *root]
+    assert cli.main(evaluate) == 0
+    held = _json(capsys)
+    assert cli.main([*evaluate, "--data", str(tmp_path / "test.npy")]) == 0
+    same = _json(capsys)
+    assert held["split"] == "test" and held["n"] == 20 and "note" not in held and same["split"] == "file"
+    assert (held["nll"], held["nll_stderr"]) == (same["nll"], same["nll_stderr"])
+    assert cli.main(["diffusion", "evaluate", str(tmp_path / "h"), "--n-t", "5", "--json", *root]) == 0
+    assert _json(capsys)["n"] == 20  # a quarter of 80 rows
+    assert cli.main([*base, "--data", "digits", "--test", str(tmp_path / "test.npy"),
+                     "--run-dir", str(tmp_path / "d")]) == 2
+    _one_error_line(capsys, "digits has its own test split", "--test")
+    assert cli.main([*base, "--data", str(tmp_path / "labelled.npz"), "--conditional", "--test",
+                     str(tmp_path / "test.npy"), "--run-dir", str(tmp_path / "c")]) == 2
+    _one_error_line(capsys, "--conditional", "labels", "test.npy")

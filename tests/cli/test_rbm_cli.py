@@ -97,13 +97,58 @@ def test_holdout_gives_a_file_without_test_split_a_test_split(tmp_path, capsys):
     assert cli.main(["rbm", "evaluate", str(run), "--exact", "--json"]) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out["split"] == "test" and out["n_test"] == 50 and "test_log_likelihood" in out
-    from kakusan.data.recipes import hold_out
-
     import torch
 
-    train, test = hold_out(torch.from_numpy(x), None, 0.25, 0, "bits")
-    assert len(train) == 150 and len(test) == 50
-    assert sorted(map(tuple, torch.cat([train, test]).tolist())) == sorted(map(tuple, x.tolist()))  # a partition
+    from kakusan.data import load
+    from kakusan.data.recipes import explicit_split
+
+    labelled = tmp_path / "labelled.npz"
+    z = rng.normal(size=(200, 3)).astype(np.float32)  # distinct rows, each with its label
+    np.savez(labelled, x=z, y=np.arange(200) % 7)
+    ds = explicit_split(load(labelled), "labelled.npz", holdout=0.25, seed=0)
+    assert len(ds.x_train) == 150 and len(ds.x_test) == 50
+    label_of = {tuple(row): i % 7 for i, row in enumerate(z.tolist())}
+    rows = torch.cat([ds.x_train, ds.x_test]).tolist()
+    assert sorted(map(tuple, rows)) == sorted(label_of)  # a partition of the rows
+    for xs, ys in ((ds.x_train, ds.y_train), (ds.x_test, ds.y_test)):  # each label stays with its row
+        assert ys.tolist() == [label_of[tuple(row)] for row in xs.tolist()]
     assert cli.main(["rbm", "train", "--data", "digits", "--hidden", "3", "--epochs", "1", "--holdout", "0.25",
                      "--run-dir", str(tmp_path / "r2")]) == 2
     assert "own test split" in capsys.readouterr().err
+
+
+def test_a_test_file_is_the_test_split(tmp_path, capsys):
+    """--test FILE: its rows are the test split, and evaluate's exact test log-likelihood is the model's mean log p
+    over exactly those rows; a file of another row shape, data with their own split, or --test with --holdout are one
+    line each."""
+    import torch
+
+    import kakusan
+    from kakusan.rbm.exact import log_z
+
+    rng = np.random.default_rng(1)
+    np.save(tmp_path / "train.npy", (rng.random((120, 8)) < 0.4).astype(np.float32))
+    test = (rng.random((30, 8)) < 0.4).astype(np.float32)  # 0/1 already: binarisation leaves it as it is
+    np.save(tmp_path / "test.npy", test)
+    run = tmp_path / "run"
+    base = ["rbm", "train", "--data", str(tmp_path / "train.npy"), "--hidden", "3", "--epochs", "2", "--samples", "0"]
+    assert cli.main([*base, "--test", str(tmp_path / "test.npy"), "--run-dir", str(run)]) == 0
+    capsys.readouterr()
+    assert cli.main(["rbm", "evaluate", str(run), "--exact", "--json", "--runs-root", str(tmp_path / "ev")]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    model = kakusan.load(run).to_float64()
+    expected = float(model.log_prob(torch.from_numpy(test).double(), log_z(model)).mean())
+    assert out["split"] == "test" and out["n_test"] == 30
+    assert out["test_log_likelihood"] == pytest.approx(expected, abs=1e-6)
+    np.save(tmp_path / "narrow.npy", test[:, :5])
+    assert cli.main([*base, "--test", str(tmp_path / "narrow.npy"), "--run-dir", str(tmp_path / "r2")]) == 2
+    _one_error_line(capsys, "(5,)", "(8,)", "narrow.npy")
+    assert cli.main(["rbm", "train", "--data", "digits", "--test", str(tmp_path / "test.npy"),
+                     "--run-dir", str(tmp_path / "r3")]) == 2
+    _one_error_line(capsys, "digits has its own test split", "--test")
+    with pytest.raises(SystemExit) as stop:
+        cli.main([*base, "--test", str(tmp_path / "test.npy"), "--holdout", "0.2", "--run-dir", str(tmp_path / "r4")])
+    assert stop.value.code == 2
+    _one_error_line(capsys, "--holdout", "--test")
+    assert cli.main(["rbm", "train", "--resume", "--test", str(tmp_path / "narrow.npy"), "--run-dir", str(run)]) == 2
+    _one_error_line(capsys, "--resume", "--test")

@@ -13,6 +13,7 @@ import argparse
 import math
 import time
 
+from kakusan.commands.splits import add_split_options
 from kakusan.files import dumps_strict
 from kakusan.commands.args import (
     below_one,
@@ -25,6 +26,8 @@ from kakusan.commands.args import (
 )
 
 SAMPLERS = ("ddpm", "ddim", "dpm++2m", "heun")
+# what evaluate measures on the rows: called train_* when they are the training rows
+MEASURED = ("nll", "nll_stderr", "bits_per_dim", "bits_per_dim_stderr")
 
 
 def _sizes(text: str) -> list[int]:
@@ -122,6 +125,7 @@ def _add_train(tr: argparse.ArgumentParser) -> None:
     tr.add_argument("--eval-every", type=interval_or_never, default=0,
                     help="steps between test evaluations (0: each epoch; -1: never)")
     tr.add_argument("--checkpoint-every", type=nonneg_int, default=0, help="steps between training checkpoints")
+    add_split_options(tr, "chosen as by the other training commands' default --data-seed 0")
     tr.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its checkpoint")
     harden_run_options(tr, device=True)
     tr.set_defaults(epochs_given=False)
@@ -170,7 +174,7 @@ def _load(args: argparse.Namespace):
             raise DataError(f"--data {args.data}: the model takes examples of shape (n, {', '.join(map(str, shape))}), "
                             f"got {tuple(x.shape)}")
         x = x.reshape(len(x), *shape)
-        labels, split = None, args.data
+        labels, split = None, "file"
     else:
         data = prepare_data(spec)
         x, labels, split = data.test, data.test_labels, data.split
@@ -181,6 +185,7 @@ def _load(args: argparse.Namespace):
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    from kakusan.commands.splits import no_held_out_note, split_names
     from kakusan.errors import KakusanError
     from kakusan.report.run_dir import RunDir
     from kakusan.runtime import make_generator, set_threads
@@ -199,7 +204,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         raise KakusanError("--rows must be ≥ 0")
     model, x, labels, split, spec, part, device = _load(args)
     cond = labels.long() if (model.n_classes and labels is not None) else None
-    out: dict = {"split": split, "n": len(x), "weights": part}
+    out: dict = {"split": split, "n": len(x), "weights": part, "data": args.data or spec.data}
     t0 = time.process_time()
     if args.nll != "none":
         g = make_generator(args.seed, device)
@@ -225,9 +230,12 @@ def run_evaluate(args: argparse.Namespace) -> int:
     run_dir = RunDir.create("diffusion-evaluate", args.run_dir, args.runs_root)
     run_dir.write_config({"command": "diffusion evaluate", "source": str(args.source), "nll": args.nll,
                           "n_t": args.n_t, "fd": args.fd, "seed": args.seed}, argv=args.argv)
-    run_dir.write_json("evaluation.json", out)
+    if split == "train":
+        out["note"] = no_held_out_note(spec.data, "training-set likelihoods")
+    report = split_names(out, split, MEASURED)
+    run_dir.write_json("evaluation.json", report)
     if args.json:
-        print(dumps_strict(out))
+        print(dumps_strict(report))
     else:
         parts = []
         if "nll" in out:
@@ -237,7 +245,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
         for key in ("fd", "precision", "recall", "class_accuracy"):
             if key in out:
                 parts.append(f"{key} {out[key]:.4g}")
-        print(f"{type(model).__name__} on {out['n']} {split} examples: " + ", ".join(parts) + f"; run: {run_dir.path}")
+        rows = f"{out['n']} examples of {args.data}" if split == "file" else f"{out['n']} {split} examples"
+        print(f"{type(model).__name__} on {rows}: " + ", ".join(parts) + f"; run: {run_dir.path}"
+              + (f"\nnote: {out['note']}" if "note" in out else ""))
     return 0
 
 

@@ -24,10 +24,13 @@ LEVELS = (256, 17, 2)  # grids k/(K−1) recognised as discrete images: 8-bit, 4
 
 @dataclass(frozen=True)
 class DiffusionDataSpec:
-    """Which data; ``conditional`` keeps the class labels."""
+    """Which data; ``conditional`` keeps the class labels; the test split of data without one (``holdout``
+    fraction, its rows chosen with seed 0 as the other commands' default ``--data-seed``, or ``test`` file)."""
 
     data: str = "digits"
     conditional: bool = False
+    holdout: float = 0.0
+    test: str | None = None
 
 
 class DiffusionData(NamedTuple):
@@ -36,7 +39,7 @@ class DiffusionData(NamedTuple):
     test: Tensor
     test_labels: Tensor | None
     shape: tuple[int, ...]
-    split: str  # "test", or "train" when the data have no test split
+    split: str  # "test", or "train" when the data have no test split (nor one from --holdout or --test)
     class_names: tuple[str, ...]
     levels: int  # K of the grid, or 0 for continuous data
     shift: float
@@ -58,8 +61,9 @@ def _error(name: str, message: str):
 def prepare_data(spec: DiffusionDataSpec) -> DiffusionData:
     """Load ``spec.data`` (digits, mnist, fashion-mnist or a .npy/.npz/IDX file) and apply the recipe."""
     from kakusan.data import load
+    from kakusan.data.recipes import explicit_split
 
-    ds = load(spec.data)
+    ds = explicit_split(load(spec.data), spec.data, holdout=spec.holdout, test=spec.test)
     x = ds.x_train.to(torch.float32)
     if x.ndim < 2 or len(x) < 2:
         raise _error(spec.data, f"a diffusion model needs examples of shape (n, D) or (n, H, W), got {tuple(x.shape)}")
@@ -80,6 +84,10 @@ def prepare_data(spec: DiffusionDataSpec) -> DiffusionData:
     if spec.conditional:
         if ds.y_train is None:
             raise _error(spec.data, "--conditional needs class labels, and these data have none: leave it out")
+        if has_test and ds.y_test is None:
+            where = f"--test {spec.test}" if spec.test else "its test split"
+            raise _error(spec.data, f"--conditional needs class labels for the test rows too, and {where} has none: "
+                                    "give the test rows with their labels (y)")
         n_classes = int(ds.y_train.max()) + 1
         if ds.class_names:
             n_classes = max(n_classes, len(ds.class_names))

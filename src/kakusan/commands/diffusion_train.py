@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from kakusan.commands.diffusion_common import DiffusionData, DiffusionDataSpec, prepare_data
+from kakusan.commands.splits import no_held_out_note
 
 Tensor = torch.Tensor
 EVAL_ROWS = 512  # test examples in the evaluation hook's L_simple
@@ -147,7 +148,7 @@ def run_train(args: argparse.Namespace) -> int:
         model, spec, settings, run_dir = _resumed(args)
         data = prepare_data(spec)
     else:
-        spec = DiffusionDataSpec(args.data, args.conditional)
+        spec = DiffusionDataSpec(args.data, args.conditional, 0.0 if args.holdout is None else args.holdout, args.test)
         data = prepare_data(spec)
         settings = settings_from(args, len(data.train))
         model = build_model(args, data)
@@ -185,11 +186,15 @@ def run_train(args: argparse.Namespace) -> int:
         result.ema.copy_to(final)
     summary = train_figures(final, data, run_dir, per_epoch, settings.seed)
     summary.update(steps=total, resumed_from=result.resumed_from, train_seconds=result.seconds,
-                   weights="ema" if result.ema is not None else "model", gflop_per_example=model.gflop_per_example())
+                   weights="ema" if result.ema is not None else "model", gflop_per_example=model.gflop_per_example(),
+                   split=data.split)
+    if data.split == "train":
+        summary["note"] = no_held_out_note(spec.data, "training-set losses")
     run_dir.write_json("summary.json", summary)
     print(f"trained {type(model).__name__} ({'×'.join(map(str, data.shape))}, {settings.loss} loss, target "
-          f"{model.target}) for {total} steps in {result.seconds:.1f} s; test L_simple {summary['test_mse']:.4f} "
-          f"({summary['weights']} weights); run: {run_dir.path}")
+          f"{model.target}) for {total} steps in {result.seconds:.1f} s; {data.split} L_simple "
+          f"{summary[f'{data.split}_mse']:.4f} ({summary['weights']} weights); run: {run_dir.path}"
+          + (f"\nnote: {summary['note']}" if "note" in summary else ""))
     return 0
 
 
@@ -220,20 +225,22 @@ def test_mse(model, x: Tensor, labels: Tensor | None, seed: int) -> float:
 
 
 class _Evaluator:
-    """The evaluation hook: the test L_simple of the raw and the EMA weights (same times and noise every call)."""
+    """The evaluation hook: the test L_simple of the raw and the EMA weights (same times and noise every call) —
+    ``train_mse`` instead when the data have no test split (the rows are the training rows)."""
 
     def __init__(self, model, data: DiffusionData, device):
         self.x = data.test[:EVAL_ROWS].to(device)
         self.labels = data.test_labels[:EVAL_ROWS] if model.n_classes else None
+        self.key = f"{data.split}_mse"
         self.shadow = copy.deepcopy(model)
 
     def __call__(self, ctx) -> dict:
         t0 = time.perf_counter()
-        record = {"eval": True, "test_mse": test_mse(ctx.model, self.x, self.labels, 0)}
+        record = {"eval": True, self.key: test_mse(ctx.model, self.x, self.labels, 0)}
         if ctx.ema is not None:
             ctx.ema.copy_to(self.shadow)
             self.shadow.eval()
-            record["test_mse_ema"] = test_mse(self.shadow, self.x, self.labels, 0)
+            record[f"{self.key}_ema"] = test_mse(self.shadow, self.x, self.labels, 0)
         record["seconds"] = time.perf_counter() - t0
         return record
 
@@ -262,4 +269,4 @@ def train_figures(model, data: DiffusionData, run_dir, per_epoch: int, seed: int
         samples = model.sample(2000, make_generator(seed + 2, device), **steps).cpu()
         report.scatter_figure(data.test[:2000], samples, run_dir.figures / "samples.png")
     x = data.test[:EVAL_ROWS].to(device)
-    return {"test_mse": test_mse(model, x, data.test_labels[:EVAL_ROWS] if model.n_classes else None, 0)}
+    return {f"{data.split}_mse": test_mse(model, x, data.test_labels[:EVAL_ROWS] if model.n_classes else None, 0)}

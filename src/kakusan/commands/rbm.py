@@ -23,6 +23,7 @@ from kakusan.commands.args import (
     refuse_unused,
     seed,
 )
+from kakusan.commands.splits import add_split_options, no_held_out_note
 from kakusan.files import dumps_strict
 
 EXACT_START_LIMIT = 20  # reverse AIS starts from exact model samples up to this many hidden units
@@ -42,9 +43,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                     help="bernoulli and spin units: stochastic (default): b ~ Bernoulli(pixel) with --data-seed; "
                          "threshold: pixel > 0.5")
     tr.add_argument("--data-seed", type=seed, default=None, help="seed of the stochastic binarisation (default 0)")
-    tr.add_argument("--holdout", type=open_unit, default=None,
-                    help="for a data file without a test split: hold out this fraction of its rows as the test split "
-                         "(chosen with --data-seed), so that evaluation has held-out data")
+    add_split_options(tr, "chosen with --data-seed")
     tr.add_argument("--method", choices=("pcd", "cd", "pt"), default="pcd", help="negative phase")
     tr.add_argument("--epochs", type=positive_int, default=10)
     tr.add_argument("--batch-size", type=positive_int, default=100)
@@ -146,7 +145,7 @@ def run_train(args: argparse.Namespace) -> int:
     else:
         _check_applicable(args)
         spec = DataSpec(args.data, args.units, or_default(args.binarise, "stochastic"), or_default(args.data_seed, 0),
-                        or_default(args.holdout, 0.0))
+                        or_default(args.holdout, 0.0), args.test)
         data = prepare(spec)
         config = RBMTrainConfig(method=args.method, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                                 momentum=args.momentum, lr_schedule=args.schedule, weight_decay=args.weight_decay,
@@ -276,8 +275,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         result = _ais_result(model, data.train, rows, split, settings, args.seed)
     result.update({"split": split, f"n_{split}": len(rows)})
     if split == "train":
-        result["note"] = (f"{config['data']['data']} has no test split: there is no held-out data, so these are "
-                          "training-set log-likelihoods (train_*)")
+        result["note"] = no_held_out_note(config["data"]["data"], "training-set log-likelihoods")
     out = RunDir.create("rbm-evaluate", args.run_dir, args.runs_root)
     out.write_config({"command": "rbm evaluate", "source": str(args.source), "method": result["method"],
                       "runs": result.get("ais_runs"), "betas": result.get("ais_betas"), "split": split,

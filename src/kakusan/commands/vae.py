@@ -23,9 +23,13 @@ from kakusan.commands.args import (
     positive_int,
     seed,
 )
+from kakusan.commands.splits import add_split_options
 from kakusan.commands.vae_common import LIKELIHOODS
 from kakusan.commands.vae_train import ENCODERS, MODELS
 
+# what evaluate measures on the rows: called train_* (and n_test n_train) when they are the training rows
+MEASURED = ("elbo", "iwae", "nll", "nll_stderr", "elbo_stderr", "bits_per_dim", "bits_per_dim_stderr",
+            "log_likelihood_exact")
 LADDER = (1, 5, 50, 500)  # k of the bound-against-k figure (those below --k)
 ELBO_DRAWS = 10  # draws z ~ q(z|x) per example in the reported ELBO (its Monte Carlo noise shrinks √10-fold)
 
@@ -108,7 +112,9 @@ def _add_train(tr: argparse.ArgumentParser) -> None:
                                                                "-1: never)")
     tr.add_argument("--checkpoint-every", type=nonneg_int, default=0, help="steps between checkpoints (0: every 60 s and at the end)")
     tr.add_argument("--data-seed", type=seed, default=None,
-                    help="seed of the test images' one-time binarisation (Bernoulli likelihood; default 0)")
+                    help="seed of the test images' one-time binarisation (Bernoulli likelihood) and of the --holdout "
+                         "rows (default 0)")
+    add_split_options(tr, "chosen with --data-seed")
     harden_run_options(tr, device=True)
     tr.add_argument("--resume", action="store_true",
                     help="continue the run in --run-dir from its last checkpoint (--epochs may extend it)")
@@ -136,6 +142,7 @@ def _test_data(args: argparse.Namespace, config: dict, data):
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    from kakusan.commands.splits import no_held_out_note, split_names
     from kakusan.commands.vae_common import active_units, elbo_terms, load_run
     from kakusan.errors import KakusanError
     from kakusan.evaluate import Estimate
@@ -177,14 +184,19 @@ def run_evaluate(args: argparse.Namespace) -> int:
     out = RunDir.create("vae-evaluate", args.run_dir, args.runs_root)
     out.write_config({"command": "vae evaluate", "source": str(args.source), "k": args.k, "data": args.data,
                       "weights": args.weights, "seed": args.seed, "rows": args.rows}, argv=args.argv)
-    out.write_json("evaluation.json", result)
     _bound_figure(bounds, result, out)
+    split = result["split"]
+    if split == "train":
+        result["note"] = no_held_out_note(result["data"], "training-set bounds")
+    report = split_names(result, split, MEASURED)
+    out.write_json("evaluation.json", report)
     if args.json:
-        print(dumps_strict(result))
+        print(dumps_strict(report))
     else:
-        print(f"test ELBO {result['elbo']:.2f}, IWAE-{args.k} {result['iwae']:.2f} nats; NLL {nll} over "
-              f"{len(x)} examples; KL {result['kl_per_layer']}, active units {result['active_units']}; "
-              f"{result['seconds']:.1f} s; run: {out.path}")
+        print(f"{'train' if split == 'train' else 'test'} ELBO {result['elbo']:.2f}, IWAE-{args.k} "
+              f"{result['iwae']:.2f} nats; NLL {nll} over {len(x)} examples; KL {result['kl_per_layer']}, active units "
+              f"{result['active_units']}; {result['seconds']:.1f} s; run: {out.path}"
+              + (f"\nnote: {result['note']}" if split == "train" else ""))
     return 0
 
 

@@ -24,17 +24,21 @@ EVAL_BATCH = 500  # examples per pass when a bound is taken over a data set
 
 @dataclass(frozen=True)
 class VAEDataSpec:
-    """Which data, for which likelihood, and the seed of the test set's one-time binarisation."""
+    """Which data, for which likelihood, the seed of the test set's one-time binarisation (and of the ``holdout``
+    rows), and the test split of data without one (``holdout`` fraction or ``test`` file)."""
 
     data: str = "digits"
     likelihood: str = "bernoulli"
     test_seed: int = 0
+    holdout: float = 0.0
+    test: str | None = None
 
 
 class VAEData(NamedTuple):
     """``train`` (n, *shape): intensities in [0, 1] for a Bernoulli likelihood (binarised at every step), else the
     values; ``test`` (m, *shape): binarised once for a Bernoulli likelihood; ``split`` is "test", or "train"
-    when the data have no test split (then the training data are evaluated); ``levels`` of a logistic grid."""
+    when the data have no test split, nor one from ``--holdout``/``--test`` (then the training data are
+    evaluated); ``levels`` of a logistic grid."""
 
     train: Tensor
     train_labels: Tensor | None
@@ -49,8 +53,9 @@ class VAEData(NamedTuple):
 def prepare_data(spec: VAEDataSpec) -> VAEData:
     """Load ``spec.data`` (digits, mnist, fashion-mnist or a file) and apply the recipe (module docstring)."""
     from kakusan.data import load
+    from kakusan.data.recipes import explicit_split
 
-    ds = load(spec.data)
+    ds = explicit_split(load(spec.data), spec.data, holdout=spec.holdout, test=spec.test, seed=spec.test_seed)
     x = ds.x_train.to(torch.float32)
     if x.ndim < 2 or len(x) == 0:
         raise _data_error(spec.data, "a VAE needs examples of shape (n, D) or (n, H, W), got an array of shape "

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
+from kakusan.commands.splits import no_held_out_note
 from kakusan.commands.vae_common import VAEData, VAEDataSpec, active_units, elbo_terms, prepare_data
 
 Tensor = torch.Tensor
@@ -182,10 +183,12 @@ def run_train(args: argparse.Namespace) -> int:
         model, spec, settings, run_dir = _resumed(args)
         data = prepare_data(spec)
     else:
-        if args.likelihood != "bernoulli" and args.data_seed is not None:
-            raise KakusanError(f"--data-seed does not apply to --likelihood {args.likelihood} (only Bernoulli test "
-                               "images are binarised): leave it out")
-        spec = VAEDataSpec(args.data, args.likelihood, 0 if args.data_seed is None else args.data_seed)
+        if args.likelihood != "bernoulli" and args.data_seed is not None and args.holdout is None:
+            raise KakusanError(f"--data-seed does not apply to --likelihood {args.likelihood} without --holdout (it "
+                               "seeds the binarisation of Bernoulli test images and the choice of --holdout rows): "
+                               "leave it out")
+        spec = VAEDataSpec(args.data, args.likelihood, 0 if args.data_seed is None else args.data_seed,
+                           0.0 if args.holdout is None else args.holdout, args.test)
         data = prepare_data(spec)
         settings = settings_from(args, len(data.train))
         model = build_model(args, data)
@@ -198,7 +201,7 @@ def run_train(args: argparse.Namespace) -> int:
     per_epoch = steps_per_epoch(len(data.train), settings.batch_size)
     total = settings.epochs * per_epoch
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
-    evaluator = _Evaluator(model, data.test, per_epoch, device)
+    evaluator = _Evaluator(model, data.test, per_epoch, device, data.split)
     hooks = [] if settings.eval_every < 0 else [Hook(settings.eval_every or per_epoch, evaluator, at_start=True)]
     config = TrainConfig(steps=total, batch_size=settings.batch_size, log_every=min(per_epoch, 50),
                          checkpoint_every=settings.checkpoint_every, grad_clip=settings.grad_clip,
@@ -224,12 +227,15 @@ def run_train(args: argparse.Namespace) -> int:
         result.ema.copy_to(final)
     summary = train_figures(final, data, run_dir, per_epoch, settings.seed)
     summary.update(steps=total, resumed_from=result.resumed_from, train_seconds=result.seconds,
-                   weights="ema" if result.ema is not None else "model")
+                   weights="ema" if result.ema is not None else "model", split=data.split)
+    if data.split == "train":
+        summary["note"] = no_held_out_note(spec.data, "training-set ELBOs")
     run_dir.write_json("summary.json", summary)
     print(f"trained {type(model).__name__} ({'×'.join(map(str, data.shape))} data, {spec.likelihood}, "
           f"{settings.objective}{f' k={settings.k}' if settings.k > 1 else ''}) for {total} steps in "
-          f"{result.seconds:.1f} s; test ELBO {summary['test_elbo']:.2f} nats ({summary['weights']} weights), "
-          f"KL {summary['kl']:.2f}, active units {summary['active_units']}; run: {run_dir.path}")
+          f"{result.seconds:.1f} s; {data.split} ELBO {summary[f'{data.split}_elbo']:.2f} nats ({summary['weights']} "
+          f"weights), KL {summary['kl']:.2f}, active units {summary['active_units']}; run: {run_dir.path}"
+          + (f"\nnote: {summary['note']}" if "note" in summary else ""))
     return 0
 
 
@@ -243,23 +249,24 @@ def _resumed(args: argparse.Namespace):
 
 
 class _Evaluator:
-    """The evaluation hook: the test ELBO (one draw per example, analytic KL) of the raw and the EMA weights."""
+    """The evaluation hook: the test ELBO (one draw per example, analytic KL) of the raw and the EMA weights —
+    ``train_elbo`` instead when the data have no test split (``split`` "train": the rows are the training rows)."""
 
-    def __init__(self, model, test: Tensor, per_epoch: int, device):
-        self.test, self.per_epoch, self.device = test, per_epoch, device
+    def __init__(self, model, test: Tensor, per_epoch: int, device, split: str = "test"):
+        self.test, self.per_epoch, self.device, self.split = test, per_epoch, device, split
         self.shadow = copy.deepcopy(model)
 
     def __call__(self, ctx) -> dict:
         from kakusan.runtime import make_generator
 
         t0 = time.perf_counter()
-        record = {"eval": True, "epoch": ctx.step / self.per_epoch,
-                  "test_elbo": float(elbo_terms(ctx.model, self.test, make_generator(ctx.seed, self.device))[0].mean())}
+        record = {"eval": True, "epoch": ctx.step / self.per_epoch, f"{self.split}_elbo":
+                  float(elbo_terms(ctx.model, self.test, make_generator(ctx.seed, self.device))[0].mean())}
         if ctx.ema is not None:
             ctx.ema.copy_to(self.shadow)
             self.shadow.eval()
             elbo = elbo_terms(self.shadow, self.test, make_generator(ctx.seed, self.device))[0]
-            record["test_elbo_ema"] = float(elbo.mean())
+            record[f"{self.split}_elbo_ema"] = float(elbo.mean())
         record["seconds"] = time.perf_counter() - t0
         return record
 
@@ -296,8 +303,9 @@ def train_figures(model, data: VAEData, run_dir, per_epoch: int, seed: int, rows
         report.latent_map_figure(model, test.to(device), labels, run_dir.figures / "latent_map.png",
                                  class_names=data.class_names)
     last = evaluations[-1] if evaluations else {}
-    test_elbo = last.get("test_elbo_ema", last.get("test_elbo", float(elbo.mean())))  # the whole test set
-    return {"final_evaluation": last or None, "test_elbo": test_elbo, "figure_rows": len(test),
+    key = f"{data.split}_elbo"  # train_elbo when the data have no test split
+    final_elbo = last.get(f"{key}_ema", last.get(key, float(elbo.mean())))  # the whole test set
+    return {"final_evaluation": last or None, key: final_elbo, "figure_rows": len(test),
             "kl": float(sum(v.sum() for v in mean_kl.values())),
             "kl_per_layer": {name: float(v.sum()) for name, v in mean_kl.items()},
             "active_units": {name: int(m.sum()) for name, m in active.items()}}

@@ -8,16 +8,24 @@
 The recipe (:class:`DataSpec`) is saved in a run's ``config.json`` (its fields as a dict under ``"data"``),
 so sampling and evaluation rebuild exactly the training and test arrays. The RBM chapter uses it today;
 the VAE and diffusion chapters read their data through it too.
+
+Data without a test split (a user's ``.npy``, or an ``.npz`` without ``x_test``) get one only when asked
+(:func:`explicit_split`, the training commands' ``--holdout FRACTION`` and ``--test FILE``); data with their own
+split refuse both.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 import torch
 
 from kakusan.errors import DataError
+
+if TYPE_CHECKING:
+    from kakusan.data.dataset import Dataset
 
 Tensor = torch.Tensor
 UnitsName = Literal["bernoulli", "spin", "gaussian"]
@@ -33,6 +41,7 @@ class DataSpec:
     binarisation: Binarisation = "stochastic"
     data_seed: int = 0
     holdout: float = 0.0  # for data without a test split: this fraction of the rows becomes the test split
+    test: str | None = None  # for data without a test split: a file whose rows are the test split
 
 
 class PreparedData(NamedTuple):
@@ -50,11 +59,9 @@ def prepare(spec: DataSpec) -> PreparedData:
     """Load ``spec.data`` (a name for :func:`kakusan.data.load` or a file path) and convert it for ``spec.units``."""
     from kakusan.data import flatten, load
 
-    ds = load(spec.data)
+    ds = explicit_split(load(spec.data), spec.data, holdout=spec.holdout, test=spec.test, seed=spec.data_seed)
     train = flatten(ds.x_train).to(torch.float32)
     test = None if ds.x_test is None else flatten(ds.x_test).to(torch.float32)
-    if spec.holdout:
-        train, test = hold_out(train, test, spec.holdout, spec.data_seed, spec.data)
     shape = tuple(ds.shape) if len(ds.shape) >= 2 else (train.shape[1],)
     if spec.units == "gaussian":
         mean, std = train.mean(0), train.std(0).clamp_min(1e-2)
@@ -67,20 +74,62 @@ def prepare(spec: DataSpec) -> PreparedData:
     return PreparedData(train, test, shape)
 
 
-def hold_out(train: Tensor, test: Tensor | None, fraction: float, seed: int, name: str) -> tuple[Tensor, Tensor]:
-    """(train, test): a random ``fraction`` of the rows (a permutation from ``seed``) held out as the test split, for
-    data that has none; a one-line error when the data has its own split or too few rows."""
+def explicit_split(ds: Dataset, name: str, *, holdout: float = 0.0, test: str | None = None,
+                   seed: int = 0) -> Dataset:
+    """``ds`` with the test split a run asked for: a seeded random ``holdout`` fraction of its rows
+    (:func:`hold_out`), or the rows of the file ``test`` (:func:`with_test_file`); ``ds`` itself when neither is given.
+
+    Data with their own test split (digits, MNIST, Fashion-MNIST, an ``.npz`` with ``x_test``) refuse both, and the
+    two exclude each other; every refusal is one line naming the option (``name`` is the data as the user named it).
+    """
+    if not holdout and test is None:
+        return ds
+    if holdout and test is not None:
+        raise DataError("--holdout and --test both give the test split: choose one")
+    option = "--holdout" if holdout else "--test"
+    if ds.x_test is not None:
+        raise DataError(f"{name} has its own test split: leave out {option} (it is for data without one)")
     if test is not None:
-        raise DataError(f"{name} has its own test split: leave out --holdout (it is for data without one)")
+        return with_test_file(ds, name, test)
+    keep, held = hold_out(len(ds.x_train), holdout, seed)
+    rows = lambda t, index: None if t is None else t[index]  # noqa: E731
+    return dataclasses.replace(ds, x_train=ds.x_train[keep], y_train=rows(ds.y_train, keep), x_test=ds.x_train[held],
+                               y_test=rows(ds.y_train, held))
+
+
+def hold_out(n: int, fraction: float, seed: int) -> tuple[Tensor, Tensor]:
+    """(training rows, test rows): indices of ``n`` rows, a random ``fraction`` of them (a permutation from ``seed``)
+    held out; a one-line error when either part would be empty."""
     if not 0.0 < fraction < 1.0:
         raise DataError(f"--holdout must be a fraction in (0, 1), got {fraction:g}")
-    n = len(train)
     k = int(round(fraction * n))
     if k < 1 or k > n - 1:
         raise DataError(f"--holdout {fraction:g} of {n} rows leaves no {'test' if k < 1 else 'training'} rows: "
                         "choose another fraction")
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(int(seed) + 7919))
-    return train[perm[k:]], train[perm[:k]]
+    return perm[k:], perm[:k]
+
+
+def with_test_file(ds: Dataset, name: str, path: str) -> Dataset:
+    """``ds`` with the rows of the user's file ``path`` as its test split: read and checked by the one loader of
+    user arrays (:func:`kakusan.data.load_file`), rows of the training rows' shape; labels kept where both have
+    them (and the test labels name only classes the training data know)."""
+    from kakusan.data.user_files import load_file
+
+    extra = load_file(path)
+    if extra.x_test is not None:
+        raise DataError(f"--test {path} has a split of its own (x_train and x_test): give the test rows alone, as an "
+                        ".npy, or an .npz with x (and y)")
+    if extra.shape != ds.shape:
+        raise DataError(f"--test {path}: its rows have shape {extra.shape}, the training rows of {name} have shape "
+                        f"{ds.shape}: they must match")
+    labels = None if ds.y_train is None else extra.y_train
+    if labels is not None and len(labels):
+        known = len(ds.class_names) or int(ds.y_train.max()) + 1
+        if int(labels.max()) >= known:
+            raise DataError(f"--test {path} has label {int(labels.max())}, and the training data of {name} know "
+                            f"classes 0 … {known - 1} only")
+    return dataclasses.replace(ds, x_test=extra.x_train, y_test=labels)
 
 
 def _bits(x: Tensor, spec: DataSpec, offset: int) -> Tensor:
