@@ -1,5 +1,5 @@
 """Figures of a diffusion model: samples, the forward process on an image, samples by sampler and number of steps,
-FD against the number of network evaluations, training curves.
+FD against the number of network evaluations, the VLB's bits/dim against t, training curves.
 
 The report layer sits on top of the models: these functions take a model (the ``Diffusion`` API) or plain
 numbers, and never the reverse.
@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from kakusan.errors import KakusanError
 from kakusan.report.figures import _save, image_grid, line_plot, plt
 
 Tensor = torch.Tensor
@@ -103,6 +104,52 @@ def fd_nfe_figure(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]],
                      logx=True, logy=True, marker="o", hlines=None if floor is None else {"train vs test": floor})
 
 
+def vlb_per_t(result, n_features: int) -> np.ndarray:
+    """The VLB's terms in bits/dim, mean over examples, (T + 1,) float64: entry t − 1 is L_{t−1} (t = 1 … T; entry
+    0 the decoder L_0), entry T the prior L_T. ``result`` is :func:`~kakusan.diffusion.vlb.vlb_exact`'s
+    ``VLBResult``; D = ``n_features``. The terms are computed in the network's space; for continuous data the
+    data-space Jacobian (−log|dx/d data|, zero for 8-bit data) belongs to the decoder and is added to L_0, so the
+    entries sum to ``result.bits_per_dim(n_features).value``."""
+    terms = getattr(result, "terms", None)
+    if terms is None:
+        raise KakusanError("the per-t terms need the exact sum over t: use vlb_exact, not vlb_estimate")
+    terms = torch.as_tensor(terms, dtype=torch.float64).cpu()
+    values = torch.as_tensor(result.values, dtype=torch.float64).cpu()
+    per = terms.mean(0)
+    per[0] += float((values - terms.sum(1)).mean())  # the Jacobian, on the decoder term
+    return (per / (n_features * math.log(2))).numpy()
+
+
+def vlb_t_figure(result, n_features: int, path: str | Path, title: str | None = None) -> Path:
+    """Bits/dim contributed by each term of the VLB against t (log–log; L_0 and L_T marked), and their running sum
+    Σ_{s ≤ t} L_{s−1} (L_T added at t = T), which ends at the total bound. ``result`` comes from
+    :func:`~kakusan.diffusion.vlb.vlb_exact`; the numbers plotted are :func:`vlb_per_t`'s."""
+    per = vlb_per_t(result, n_features)
+    T = len(per) - 1
+    t = np.arange(1, T + 1)
+    total = result.bits_per_dim(n_features)
+    cum = np.cumsum(per[:T])
+    cum[-1] += per[T]
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(5.5, 5.4), dpi=110, sharex=True, layout="constrained")
+    kl = np.where(per[1:T] > 0, per[1:T], np.nan)  # a zero term has no place on a log axis
+    top.plot(t[1:], kl, lw=0.8, color="C0", label="$L_{t-1}$, Gaussian KL (t ≥ 2)")
+    for x, y, name, style in ((1, per[0], "$L_0$ (decoder)", dict(marker="o", color="C1")),
+                              (T, per[T], "$L_T$ (prior)", dict(marker="s", color="C3"))):
+        top.plot([x] if y > 0 else [], [y] if y > 0 else [], ls="none", ms=7, label=f"{name} = {y:.3g}", **style)
+    top.set_yscale("log")
+    top.set_ylabel("bits/dim of the term")
+    bottom.plot(t, cum, color="C0", label="running sum")
+    bottom.axhline(total.value, ls="--", color="k",
+                   label=f"VLB {total.value:.4g} ± {total.stderr:.2g} bits/dim ({total.n} examples)")
+    bottom.set_xscale("log")
+    bottom.set(xlabel="step t", ylabel="bits/dim, terms up to t")
+    if title:
+        top.set_title(title)
+    top.legend(fontsize="small", frameon=False)
+    bottom.legend(fontsize="small", frameon=False, loc="lower right")
+    return _save(fig, path)
+
+
 def training_figure(evaluations: Sequence[dict], history: Sequence[dict], path: str | Path, *,
                     steps_per_epoch: int) -> Path | None:
     """The training loss (interval means) and the test L_simple (raw and EMA weights) against epochs."""
@@ -120,4 +167,4 @@ def training_figure(evaluations: Sequence[dict], history: Sequence[dict], path: 
 
 
 __all__ = ["fd_nfe_figure", "forward_process_figure", "sampler_grid_figure", "samples_figure", "scatter_figure",
-           "training_figure"]
+           "training_figure", "vlb_per_t", "vlb_t_figure"]
