@@ -6,6 +6,8 @@ each command and the CPU seconds it took (user + system of the child process).
 
     python benchmarks/eval_diffusion.py runs/ddpm-mnist-cond --out benchmarks/results_diffusion_mnist.md \
         [--rows 1000] [--ode-rows 32] [--n-samples 500]
+
+``benchmarks/figures_diffusion.py`` redraws the FD-against-NFE figure from the table this writes (``read_table``).
 """
 
 from __future__ import annotations
@@ -70,20 +72,52 @@ def main() -> int:
 def fd_figure(args, rows) -> None:
     """FD against network evaluations per sampler (guidance 1), beside ``--out`` as ``<stem>_fd_nfe.png``."""
     import kakusan
-    from kakusan.diffusion.samplers import nfe
     from kakusan.report.diffusion import fd_nfe_figure
 
-    schedule, curves, floor = kakusan.load(args.run).schedule, {}, None
-    for _, r, _, _ in rows:
+    curves, floor = fd_curves([r for _, r, _, _ in rows], kakusan.load(args.run).schedule)
+    if curves:
+        out = Path(args.out)
+        fd_nfe_figure(curves, out.with_name(out.stem + "_fd_nfe.png"), floor=floor)
+
+
+def fd_curves(results, schedule) -> tuple[dict, float | None]:
+    """({sampler: ([NFE], [FD])}, the train-vs-test floor) from evaluation results without guidance (w = 1)."""
+    from kakusan.diffusion.samplers import nfe
+
+    curves, floor = {}, None
+    for r in results:
         if "fd" not in r or r.get("guidance", 1.0) != 1.0:
             continue
         xs, ys = curves.setdefault(r["sampler"], ([], []))
         xs.append(nfe(r["sampler"], r["steps"], schedule))
         ys.append(r["fd"])
-        floor = r["floor"]["fd"]
-    if curves:
-        out = Path(args.out)
-        fd_nfe_figure(curves, out.with_name(out.stem + "_fd_nfe.png"), floor=floor)
+        floor = r["floor"]["fd"] if isinstance(r.get("floor"), dict) else floor
+    return curves, floor
+
+
+def read_table(path: str | Path) -> list[dict]:
+    """The FD rows of a table that :func:`write` made, as evaluation results: {sampler, steps, guidance, fd,
+    floor: {fd}} read from each row's FD cells and its command's options (so a figure can be redrawn without
+    re-measuring)."""
+    import shlex
+
+    lines = [line for line in Path(path).read_text().splitlines() if line.startswith("|")]
+    if not lines:
+        raise SystemExit(f"{path}: no table found (write it with benchmarks/eval_diffusion.py --out)")
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    col = {name: header.index(name) for name in ("FD", "FD floor (train vs test)", "command")}
+    results = []
+    for line in lines[2:]:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        fd, floor = cells[col["FD"]], cells[col["FD floor (train vs test)"]]
+        if not fd:
+            continue
+        argv = shlex.split(cells[col["command"]].strip("`"))
+        option = {k: v for k, v in zip(argv, argv[1:]) if k.startswith("--")}
+        results.append({"sampler": option.get("--sampler", "dpm++2m"), "steps": int(option.get("--steps", 20)),
+                        "guidance": float(option.get("--guidance", 1.0)), "fd": float(fd.split("±")[0]),
+                        "floor": {"fd": float(floor)} if floor else None})
+    return results
 
 
 def write(args, rows, wall: float) -> None:
@@ -103,6 +137,8 @@ def write(args, rows, wall: float) -> None:
         nfe = r.get("nfe", "")
         lines.append(f"| {label} | {nll} | {bpd} | {fd} | {floor} | {f('precision', '{:.3f}')} | {f('recall', '{:.3f}')} "
                      f"| {f('class_accuracy', '{:.3f}')} | {nfe} | {cpu:.0f} | `{command}` |")
+    lines += ["", f"Figures: `python benchmarks/figures_diffusion.py {args.run} --out docs/figures` redraws the "
+              "chapter's figures from the run with fixed seeds (the FD-against-NFE one from this table's rows)."]
     Path(args.out).write_text("\n".join(lines) + "\n")
 
 

@@ -1,0 +1,108 @@
+"""Draw the diffusion chapter's figures from a trained run, with fixed seeds, into one folder.
+
+    python benchmarks/figures_diffusion.py runs/ddpm-mnist-cond --out docs/figures
+
+writes ``<prefix>_forward.png`` (a test image noised and denoised), ``<prefix>_samplers.png`` (the same x_T through
+each sampler at 5–50 steps), ``<prefix>_classes.png`` (ten samples per class, DPM-Solver++(2M), 20 steps, guidance
+2), ``<prefix>_vlb_t.png`` (bits/dim of each VLB term against t and their running sum, by ``vlb_exact`` on the first
+``--vlb-rows`` test images) and ``<prefix>_fd_nfe.png`` (FD against network evaluations, redrawn from the rows of
+``--results``, the table ``benchmarks/eval_diffusion.py`` wrote — measuring FD again costs ~10 CPU-minutes; run that
+script to refresh it). The prefix is ``diffusion_mnist`` or ``diffusion_fashion`` after the run's data set. Every
+figure is drawn by the current code from the run's EMA weights; the whole command takes ~3 CPU-minutes on MNIST's
+UNet (0.2 GFLOP per image and step), most of it the 1000 network calls of the exact VLB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+sys.path.insert(0, str(Path(__file__).parent))
+from eval_diffusion import fd_curves, read_table  # noqa: E402
+
+SAMPLERS = ("ddpm", "ddim", "dpm++2m", "heun")
+STEPS = (5, 10, 20, 50)
+PREFIX = {"mnist": "diffusion_mnist", "fashion-mnist": "diffusion_fashion"}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("run", help="a trained run directory (kakusan diffusion train)")
+    p.add_argument("--out", required=True, help="folder for the PNGs")
+    p.add_argument("--prefix", help="file name prefix (default: diffusion_<data set>)")
+    p.add_argument("--results", help="eval_diffusion.py's table for the FD figure (default: "
+                                     "benchmarks/results_<prefix>.md; skipped when missing)")
+    p.add_argument("--vlb-rows", type=int, default=32, help="test images for the bits/dim-against-t figure")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args()
+
+    import torch
+
+    from kakusan.commands.diffusion import _load
+    from kakusan.report import diffusion as report
+    from kakusan.runtime import set_threads
+
+    set_threads()
+    model, test, labels, _, spec, _, device = _load(argparse.Namespace(source=args.run, device="cpu", weights="ema",
+                                                                       data=None, rows=0))
+    prefix = args.prefix or PREFIX.get(spec.data, f"diffusion_{Path(str(spec.data)).stem}")
+    out = Path(args.out)
+    k = model.n_classes
+
+    def timed(name: str, draw) -> None:
+        t0 = time.process_time()
+        path = draw(out / f"{prefix}_{name}.png")
+        if path is not None:
+            print(f"{path}: {time.process_time() - t0:.0f} CPU-s", flush=True)
+
+    def forward(path):
+        return report.forward_process_figure(model, test[:1], path, generator=torch.Generator().manual_seed(args.seed))
+
+    def samplers(path):
+        n = 8
+        cond = torch.arange(n) % k if k else None
+        x_T = torch.randn((n, *model.data_shape), generator=torch.Generator().manual_seed(args.seed + 1))
+        grid = {name: {s: model.sample(n, args.seed + 2, sampler=name, steps=s, labels=cond, x_T=x_T) for s in STEPS}
+                for name in SAMPLERS}
+        return report.sampler_grid_figure(grid, path, n_show=n)
+
+    def classes(path):
+        if not k:
+            return report.samples_figure(model.sample(100, args.seed + 3, steps=20), path, nrow=10)
+        cond = torch.arange(k).repeat_interleave(10)
+        return report.samples_figure(model.sample(len(cond), args.seed + 3, steps=20, labels=cond, guidance=2.0),
+                                     path, nrow=10)
+
+    def vlb_t(path):
+        from kakusan.diffusion.vlb import vlb_exact
+
+        x = test[: args.vlb_rows]
+        cond = None if not k or labels is None else labels[: args.vlb_rows].long()
+        result = vlb_exact(model, x, cond, generator=args.seed + 4, batch=args.vlb_rows)
+        bpd = result.bits_per_dim(model.n_features)
+        print(f"VLB (exact sum over t) on {len(x)} test images: {bpd.value:.4f} ± {bpd.stderr:.4f} bits/dim")
+        return report.vlb_t_figure(result, model.n_features, path,
+                                   title=f"{spec.data}: the VLB's terms on {len(x)} test images")
+
+    def fd_nfe(path):
+        results = Path(args.results or f"benchmarks/results_{prefix}.md")
+        if not results.exists():
+            print(f"{results} missing: no FD figure (write it with benchmarks/eval_diffusion.py)")
+            return None
+        curves, floor = fd_curves(read_table(results), model.schedule)
+        return report.fd_nfe_figure(curves, path, floor=floor) if curves else None
+
+    t0 = time.process_time()
+    for name, draw in (("forward", forward), ("samplers", samplers), ("classes", classes), ("vlb_t", vlb_t),
+                       ("fd_nfe", fd_nfe)):
+        timed(name, draw)
+    print(f"all figures: {time.process_time() - t0:.0f} CPU-s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
