@@ -14,6 +14,7 @@ import math
 import time
 
 from kakusan.commands.splits import add_split_options
+from kakusan.commands.warm_start import add_init_option
 from kakusan.files import dumps_strict
 from kakusan.commands.args import (
     below_one,
@@ -126,6 +127,7 @@ def _add_train(tr: argparse.ArgumentParser) -> None:
                     help="steps between test evaluations (0: each epoch; -1: never)")
     tr.add_argument("--checkpoint-every", type=nonneg_int, default=0, help="steps between training checkpoints")
     add_split_options(tr, "chosen as by the other training commands' default --data-seed 0")
+    add_init_option(tr)
     tr.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its checkpoint")
     harden_run_options(tr, device=True)
     tr.set_defaults(epochs_given=False)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from kakusan.commands.diffusion_common import DiffusionData, DiffusionDataSpec, prepare_data
+from kakusan.commands.warm_start import warm_start
 from kakusan.commands.splits import no_held_out_note
 
 Tensor = torch.Tensor
@@ -136,6 +137,7 @@ def _batches(data: DiffusionData, conditional: bool):
 def run_train(args: argparse.Namespace) -> int:
     from kakusan.checkpoint import save_model
     from kakusan.data.batches import steps_per_epoch
+    from kakusan.errors import KakusanError
     from kakusan.optim.schedules import make_scheduler
     from kakusan.registry import config_to_json
     from kakusan.report.run_dir import RunDir
@@ -144,6 +146,9 @@ def run_train(args: argparse.Namespace) -> int:
 
     set_threads()
     device = pick_device(args.device)
+    if args.resume and args.init:
+        raise KakusanError("--init starts a new run from another run's weights; --resume continues this run from its own "
+                           "checkpoint: give one of them")
     if args.resume:
         model, spec, settings, run_dir = _resumed(args)
         data = prepare_data(spec)
@@ -152,11 +157,12 @@ def run_train(args: argparse.Namespace) -> int:
         data = prepare_data(spec)
         settings = settings_from(args, len(data.train))
         model = build_model(args, data)
+        init = warm_start(model, args.init) if args.init else None  # before the run directory: a bad --init leaves none
         run_dir = RunDir.create("diffusion-train", args.run_dir, args.runs_root)
         run_dir.write_config({"command": "diffusion train", "class": type(model).__name__,
                               "module": type(model).__module__, "model": config_to_json(model.config),
                               "data": dataclasses.asdict(spec), "train": dataclasses.asdict(settings),
-                              "shape": list(data.shape), "split": data.split,
+                              "shape": list(data.shape), "split": data.split, "init": init,
                               "gflop_per_example": model.gflop_per_example()}, argv=args.argv)
     model = model.to(device)
     per_epoch = steps_per_epoch(len(data.train), settings.batch_size)

@@ -24,6 +24,7 @@ from kakusan.commands.args import (
     seed,
 )
 from kakusan.commands.splits import add_split_options
+from kakusan.commands.warm_start import add_init_option
 from kakusan.commands.vae_common import LIKELIHOODS
 from kakusan.commands.vae_train import ENCODERS, MODELS
 
@@ -116,6 +117,7 @@ def _add_train(tr: argparse.ArgumentParser) -> None:
                          "rows (default 0)")
     add_split_options(tr, "chosen with --data-seed")
     harden_run_options(tr, device=True)
+    add_init_option(tr)
     tr.add_argument("--resume", action="store_true",
                     help="continue the run in --run-dir from its last checkpoint (--epochs may extend it)")
 
