@@ -1,8 +1,8 @@
 """The answers a docs page prints in its ``## Exercises`` section, read back for the tests that recompute them.
 
 An answer is written in inline code as `` `name = number` `` (e.g. `` `ln Z = 2.5749` ``, one space either side of
-the ``=``), so a test can find it
-by name and compare it with what kakusan computes: the test fails when the page and the code disagree.
+the ``=``), so a test can find it by name and compare it with what kakusan computes: the test fails when the page
+and the code disagree.
 """
 
 from __future__ import annotations
