@@ -5,6 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.kakusan-installed
+DOCS_STAMP := $(VENV)/.kakusan-docs-installed
 TOUR_ARGS ?=
 TEST_ARGS ?=
 TORCH_CPU ?= torch==2.13.0
@@ -12,7 +13,7 @@ export OMP_WAIT_POLICY ?= PASSIVE
 # MNIST for the tests, where `kakusan data get mnist` puts it: $KAKUSAN_DATA, else ~/.cache/kakusan.
 MNIST_CACHE := $(or $(KAKUSAN_DATA),$(HOME)/.cache/kakusan)/mnist/mnist.npz
 
-.PHONY: setup data demo test bench model clean
+.PHONY: setup data demo test docs bench model clean
 
 setup: $(STAMP)
 
@@ -38,6 +39,16 @@ $(MNIST_CACHE): | $(STAMP)
 test: $(STAMP) $(MNIST_CACHE)
 	$(PY) -m pytest -n 2 $(TEST_ARGS)
 
+# The documentation site: Sphinx with MyST (the pages stay docs/*.md), the pydata theme, the API reference
+# generated from the docstrings, and the maths typeset by a MathJax that ships inside the site (no network).
+# Warnings are errors. The docs extra goes into .venv on first use. Open docs/_build/html/index.html.
+$(DOCS_STAMP): $(STAMP) pyproject.toml
+	$(PY) -m pip install --quiet -e ".[docs]"
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	$(PY) -m sphinx -W --keep-going -q -b html -d docs/_build/doctrees docs docs/_build/html
+
 # The prompt → image model shipped in the package (src/kakusan/models/prompt: weights, training log, numbers).
 # Trains both stages on MNIST + Fashion-MNIST (about an hour on 2 CPU cores); resumes runs/prompt-model if there.
 MODEL_RUN ?= runs/prompt-model
@@ -49,4 +60,4 @@ bench: $(STAMP)
 	$(PY) benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs .pytest_cache docs/_build docs/api docs/results

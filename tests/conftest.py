@@ -37,12 +37,20 @@ def _has_mnist() -> bool:
     return mnist_cache_path().is_file() or installed_mnist_pickle() is not None
 
 
+def _has_docs_extra() -> bool:
+    import importlib.util
+
+    return all(importlib.util.find_spec(name) is not None
+               for name in ("sphinx", "myst_parser", "pydata_sphinx_theme", "sphinx-mathjax-offline"))
+
+
 # name: (is it there?, the one-line reason naming the install command, may CI lack it?)
 REQUIREMENTS = {
     "mnist": (_has_mnist, "MNIST not in the data cache: .venv/bin/kakusan data get mnist (make test runs it)", False),
     "fashion-mnist": (_has_fashion_mnist,
                       "Fashion-MNIST not installed: sudo apt-get install dataset-fashion-mnist", False),
     "chromium": (lambda: chromium_binary() is not None, "chromium not installed: sudo apt-get install chromium", False),
+    "docs": (_has_docs_extra, "the docs extra is not installed: make docs (or make test) installs it", False),
     "gpu": (torch.cuda.is_available, "no CUDA GPU: run on a machine with an NVIDIA GPU and a CUDA build of torch",
             True),
 }
