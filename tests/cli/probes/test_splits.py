@@ -92,8 +92,6 @@ def test_resume_refuses_another_split(fails, probe, names, home, command):
 
 def test_rbm_holdout_evaluates_exactly_the_held_out_rows(probe, home, files):
     """--holdout 0.25 of 24 rows: evaluate's exact test log-likelihood is the model's mean log p over those 6 rows."""
-    import torch
-
     import kakusan
     from kakusan.data import load
     from kakusan.data.recipes import explicit_split
