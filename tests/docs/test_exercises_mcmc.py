@@ -1,7 +1,6 @@
-"""The answers of docs/mcmc.md's exercises, and the outputs the page quotes, are what kakusan computes today.
+"""The exercises of docs/mcmc.md: each printed answer, and each output the page quotes, is what kakusan computes.
 
-Each exercise's checked numbers are the bold ones in its **Answer.** paragraph, in order. The page's scripts
-are run as printed and their output compared line by line with the ```text block that follows them.
+The page's scripts are run as printed and their output compared line by line with the ```text block after them.
 """
 
 import contextlib
@@ -12,18 +11,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from exercise_answers import answers, check
 from kakusan.boltzmann import exact, instances
 from kakusan.mcmc import HeatBath, Metropolis, diagnostics, random_spins, run_chain
 
-PAGE = Path(__file__).resolve().parents[2] / "docs" / "mcmc.md"
-TEXT = PAGE.read_text(encoding="utf-8")
-
-
-def answers(n: int) -> list[float]:
-    """The bold numbers of exercise n's answer, in order."""
-    section = re.search(rf"^### Exercise {n}\b(.*?)(?=^#|\Z)", TEXT, flags=re.S | re.M).group(1)
-    answer = section.split("**Answer.**", 1)[1]
-    return [float(v.replace("−", "-")) for v in re.findall(r"\*\*([-−]?\d+(?:\.\d+)?)\*\*", answer)]
+PAGE = "mcmc"
+TEXT = (Path(__file__).resolve().parents[2] / "docs" / "mcmc.md").read_text(encoding="utf-8")
 
 
 def script_and_output(fence: str) -> tuple[str, list[str]]:
@@ -33,14 +26,14 @@ def script_and_output(fence: str) -> tuple[str, list[str]]:
     return code, output.splitlines()
 
 
-def printed(code: str) -> list[str]:
+def output_of(code: str) -> list[str]:
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        exec(compile(code, str(PAGE), "exec"), {})
+        exec(compile(code, "docs/mcmc.md", "exec"), {})
     return out.getvalue().splitlines()
 
 
-def model() -> "instances.IsingModel":
+def model():
     return instances.curie_weiss(6, beta=1.5)
 
 
@@ -68,21 +61,30 @@ def exact_tau(m, kernel_class) -> float:
     return float(2 * (q * a * (Z @ a)).sum() / (q * a * a).sum() - 1)
 
 
+def test_the_page_prints_every_answer():
+    assert set(answers(PAGE)) == {
+        "τ_int heat bath", "τ_int Metropolis", "τ_int heat bath, β 0.5", "τ_int Metropolis, β 0.5",
+        "τ_int heat bath, estimated", "τ_int Metropolis, estimated", "⟨m⟩ heat bath", "s.e. heat bath",
+        "⟨m⟩ Metropolis", "s.e. Metropolis", "TV", "⟨E⟩ synchronous", "⟨E⟩ exact"}
+
+
 def test_exercise_1_exact_tau_of_a_sweep():
-    got = [exact_tau(instances.curie_weiss(6, beta=b), K) for b in (1.5, 0.5) for K in (HeatBath, Metropolis)]
-    assert answers(1) == [round(v, 3) for v in got]
+    for beta, suffix in ((1.5, ""), (0.5, ", β 0.5")):
+        for K in (HeatBath, Metropolis):
+            name = "heat bath" if K is HeatBath else "Metropolis"
+            check(PAGE, f"τ_int {name}{suffix}", exact_tau(instances.curie_weiss(6, beta=beta), K))
 
 
 def test_exercise_2_tau_estimated_from_chains():
-    m, got = model(), []
-    for K in (HeatBath, Metropolis):
+    m = model()
+    for K, name in ((HeatBath, "heat bath"), (Metropolis, "Metropolis")):
         kernel = K(m)
         trace = run_chain(kernel, kernel.init(random_spins(16, 6, generator=0)), 20_000, burn_in=1000, generator=1,
                           observables=("magnetization",))
         est = diagnostics.estimate(trace["magnetization"])
-        got.append((round(float(est.tau), 2), round(float(est.mean), 4), round(float(est.error), 4)))
-    (tau_hb, mean_hb, err_hb), (tau_m, mean_m, err_m) = got
-    assert answers(2) == [tau_hb, tau_m, mean_hb, err_hb, mean_m, err_m]
+        check(PAGE, f"τ_int {name}, estimated", float(est.tau))
+        check(PAGE, f"⟨m⟩ {name}", float(est.mean))
+        check(PAGE, f"s.e. {name}", float(est.error))
 
 
 def test_exercise_3_synchronous_update_has_another_stationary_distribution():
@@ -96,17 +98,19 @@ def test_exercise_3_synchronous_update_has_another_stationary_distribution():
     peretto = torch.softmax(torch.log(2 * torch.cosh(f)).sum(1) + x @ m.h.detach(), 0)
     assert torch.allclose(pi, peretto, atol=1e-12)
     q, E = torch.exp(exact.log_prob_all(m)), m.energy(x).detach()
-    assert answers(3) == [round(float(0.5 * (pi - q).abs().sum()), 4), round(float(pi @ E), 4), round(float(q @ E), 4)]
+    check(PAGE, "TV", float(0.5 * (pi - q).abs().sum()))
+    check(PAGE, "⟨E⟩ synchronous", float(pi @ E))
+    check(PAGE, "⟨E⟩ exact", float(q @ E))
 
 
 @pytest.mark.slow
 def test_the_pages_example_prints_what_the_page_quotes(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the script writes its figures under docs/figures/
     code, output = script_and_output("```python")
-    assert printed(code) == output
+    assert output_of(code) == output
 
 
 @pytest.mark.slow
 def test_the_20_seed_repeat_prints_what_the_page_quotes():
     code, output = script_and_output("```{code-block} python")
-    assert printed(code) == output
+    assert output_of(code) == output
