@@ -63,3 +63,13 @@ def test_reconstruction_rows_of_any_length(tmp_path, n):
     rows = 2 * -(-n // 16)
     assert img.shape[0] == report._scale((4, 4)) * (rows * 5 + 1)
     assert np.isfinite(img).all()
+
+
+def test_training_figures_of_a_run_without_a_test_split_show_its_evaluations(tmp_path):
+    """Data without a test split log train_* evaluations (kakusan.commands.splits): the curves still appear."""
+    from kakusan.report import diffusion
+
+    evals = [{"eval": True, "epoch": e, "step": 10 * e, "train_elbo": -50.0 + e, "train_mse": 1.0 / (e + 1)}
+             for e in range(3)]
+    assert report.training_figure(evals, [], tmp_path / "v.png", steps_per_epoch=10).exists()
+    assert diffusion.training_figure(evals, [], tmp_path / "d.png", steps_per_epoch=10).exists()

@@ -281,6 +281,8 @@ def test_resume_refuses_conflicting_options_and_lists_them(tmp_path, capsys):
     for part in ("--lr 0.1 (the run has 0.05)", "--hidden 16 (the run has 4)", "--method cd (the run has pcd)"):
         assert part in message
     assert "--epochs" not in message.split("differ:")[1].split("; leave")[0]
+    with pytest.raises(KakusanError, match="--holdout 0.2 \\(the run did not set it\\)"):  # not "(the run has None)"
+        check_resume(_args(base + ["--holdout", "0.2"], run))
     typed, names = typed_options(["kakusan", "rbm", "train", "--epochs=3", "--resume"])
     assert typed == {"epochs": 3, "resume": True} and names["epochs"] == "--epochs"
 

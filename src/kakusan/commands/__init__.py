@@ -90,7 +90,8 @@ def check_resume(args: argparse.Namespace, run_dir: str | Path | None = None,
         if dest not in original:
             conflicts.append(f"{names[dest]} {_show(value)} (the run does not record it)")
         elif original[dest] != value:
-            conflicts.append(f"{names[dest]} {_show(value)} (the run has {_show(original[dest])})")
+            had = "the run did not set it" if original[dest] is None else f"the run has {_show(original[dest])}"
+            conflicts.append(f"{names[dest]} {_show(value)} ({had})")
     if conflicts:
         raise KakusanError(f"--resume continues the run in {run} with the settings it was started with, and these "
                            f"options differ: {'; '.join(conflicts)}; leave them out (--epochs may extend the run), or "

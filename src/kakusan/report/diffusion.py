@@ -157,7 +157,9 @@ def training_figure(evaluations: Sequence[dict], history: Sequence[dict], path: 
     rows = [r for r in history if "loss" in r]
     if rows:
         series["train loss"], xs["train loss"] = [r["loss"] for r in rows], [r["step"] / steps_per_epoch for r in rows]
-    for name, label in (("test_mse", "test L_simple"), ("test_mse_ema", "test L_simple (EMA)")):
+    for name, label in (("test_mse", "test L_simple"), ("test_mse_ema", "test L_simple (EMA)"),
+                        ("train_mse", "L_simple on the training rows (no test split)"),
+                        ("train_mse_ema", "L_simple on the training rows (EMA)")):
         ev = [e for e in evaluations if name in e]
         if ev:
             series[label], xs[label] = [e[name] for e in ev], [e["step"] / steps_per_epoch for e in ev]

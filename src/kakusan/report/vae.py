@@ -169,7 +169,9 @@ def training_figure(evaluations: Sequence[dict], history: Sequence[dict], path: 
     if key is not None:
         rows, label = [r for r in history if key in r], f"train {key.upper()}"
         series[label], xs[label] = [r[key] for r in rows], [r["step"] / steps_per_epoch for r in rows]
-    for name, label in (("test_elbo", "test ELBO"), ("test_elbo_ema", "test ELBO (EMA weights)")):
+    for name, label in (("test_elbo", "test ELBO"), ("test_elbo_ema", "test ELBO (EMA weights)"),
+                        ("train_elbo", "ELBO on the training rows (no test split)"),
+                        ("train_elbo_ema", "ELBO on the training rows (EMA weights)")):
         rows = [e for e in evaluations if name in e]
         if rows:
             series[label], xs[label] = [e[name] for e in rows], [e["epoch"] for e in rows]
