@@ -15,7 +15,8 @@ input the page chooses) has one of two sources, and a test in ``tests/docs/`` ch
    and quotes the number in its prose; the test calls ``cite(stem, results, entry, *numbers)``. It checks that
    the page links that file and prints each number, that the results file's entry (the table row, or the
    paragraph or list item, that contains ``entry``) holds each number — the same at the page's decimals, after
-   dividing by ``scale`` — and that the entry's section (or the file's preamble) names the command that made it
+   dividing by ``scale`` (a number the page prints without a sign may be the entry's magnitude, as in "1.7 s.e.
+   below") — and that the entry's section (or the file's preamble) names the command that made it
    (a ``Command:`` line or a code block). A re-run that changes the results file without the page, or a page
    edited away from its source, fails the test.
 
@@ -139,5 +140,7 @@ def cite(stem: str, results: str, entry: str, *numbers: str, scale: float = 1.0)
         plain = number.replace("−", "-")
         assert re.search(rf"(?<![\w.]){re.escape(plain)}(?!\d|\.\d)", flat), f"docs/{stem}.md does not print {number}"
         target = plain.replace(",", "").lstrip("+")
-        assert any(printed(v / scale, _decimals(target)) == target for v in found), (
+        signed = plain[0] in "+-"   # an unsigned number on the page may be a magnitude ("1.7 s.e. below")
+        values = found if signed else found + [abs(v) for v in found]
+        assert any(printed(v / scale, _decimals(target)) == target for v in values), (
             f"docs/{stem}.md prints {number}, but the entry of benchmarks/{results} holding {entry!r} does not: {row}")
