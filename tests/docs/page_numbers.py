@@ -20,6 +20,9 @@ input the page chooses) has one of two sources, and a test in ``tests/docs/`` ch
    (a ``Command:`` line or a code block). A re-run that changes the results file without the page, or a page
    edited away from its source, fails the test.
 
+A number a ```python block would only state in a comment is checked by an ``assert`` in the block instead
+(``tests/test_docs.py`` runs every block), or quoted in the prose after it.
+
 Timings on a shared machine are never recomputed by a test: they are quoted from a results file, or replaced by
 a count (steps, states, flops) that a small computation checks. Each ``±`` on a page says whether it is one or
 two standard errors.
