@@ -1,0 +1,54 @@
+"""The numbers docs/diffusion.md quotes outside its exercises: recomputed, or cited from a results file (see page_numbers).
+
+The schedules' end points and the VLB gaps of §2 take a few CPU-seconds, so they are recomputed; the MNIST model of
+§8 (an hour of training, minutes of evaluation) is cited from ``benchmarks/results_diffusion_mnist.md``.
+"""
+
+import math
+
+import torch
+
+from kakusan.diffusion import MixtureTruth, Schedule
+from kakusan.diffusion.vlb import EpsModel, vlb_exact
+from page_numbers import check, cite, page
+
+PAGE = "diffusion"
+MNIST = "results_diffusion_mnist.md"
+
+
+def test_where_the_schedules_end():
+    for kind in ("linear", "cosine"):
+        s = Schedule(kind, 1000)
+        log_snr = float(s.log_snr(torch.tensor([1000.0])))
+        alpha_bar = float(s.alpha_bar[-1])
+        assert math.isclose(log_snr, math.log(alpha_bar / (1 - alpha_bar)), rel_tol=1e-6)
+        check(PAGE, f"λ_T ({kind})", log_snr)
+        check(PAGE, f"log σ̃_T ({kind})", -log_snr / 2)   # σ̃ = σ/α = exp(−λ/2)
+    check(PAGE, "σ̃_T (linear)", math.exp(-float(Schedule("linear", 1000).log_snr(torch.tensor([1000.0]))) / 2))
+
+
+def test_the_vlb_gap_with_each_reverse_variance():
+    # The block of §2: the exact ε* of a 2-D mixture, all 1000 terms, 400 points.
+    s = Schedule("linear", 1000)
+    truth = MixtureTruth.example(2, schedule=s, seed=1)
+    x0 = truth.sample(400, generator=0)
+    for variance, name in (("beta", "β"), ("posterior", "β̃")):
+        gap = vlb_exact(EpsModel(truth), x0, generator=1000, batch=400, variance=variance).values + truth.log_prob(x0)
+        check(PAGE, f"VLB − NLL, {name}", float(gap.mean()))
+        check(PAGE, f"s.e., {name}", float(gap.std()) / len(gap) ** 0.5)
+
+
+def test_the_mnist_model_of_section_8():
+    cite(PAGE, "results_diffusion.md", "For scale: the default MNIST model", "0.204")
+    cite(PAGE, MNIST, "| VLB |", "1.82", "0.11", "1,000")
+    cite(PAGE, MNIST, "| PF-ODE |", "1.74", "0.06", "32")
+    cite(PAGE, MNIST, "| dpm++2m 20 |", "29.3", "3.8", "11.5")
+    cite(PAGE, MNIST, "| ddpm 100 |", "16.2", "3.5", "16")
+    cite(PAGE, MNIST, "| ddim 50 |", "30")                                 # where the ODE solvers level off
+    cite(PAGE, MNIST, "| dpm++2m 10 |", "4")                               # the bootstrap s.e. of about 4
+    cite(PAGE, MNIST, "| dpm++2m 20 |", "87.8", scale=0.01)              # class accuracy at w = 1
+    cite(PAGE, MNIST, "| dpm++2m 20, w=2 |", "98.6", scale=0.01)
+    cite(PAGE, MNIST, "| dpm++2m 20, w=3 |", "63", "10")
+    cite(PAGE, MNIST, "| dpm++2m 20, w=3 |", "100", scale=0.01)
+    assert "98.6 ± 0.5 %" in page(PAGE) and f"{100 * math.sqrt(0.986 * 0.014 / 500):.1f}" == "0.5"  # binomial s.e.
+
