@@ -17,9 +17,11 @@ input the page chooses) has one of two sources, and a test in ``tests/docs/`` ch
    paragraph or list item, that contains ``entry``) holds each number — the same at the page's decimals, after
    dividing by ``scale`` (a number the page prints without a sign may be the entry's magnitude, as in "1.7 s.e.
    below") — and that the entry's section (or the file's preamble) names the command that made it
-   (a ``Command:`` line or a code block), or the entry itself does (a table row that ends in its command as inline
-   code, as ``benchmarks/eval_diffusion.py`` writes them). A re-run that changes the results file without the page, or a page
-   edited away from its source, fails the test.
+   (a ``Command:`` line, a code block, or a line that opens with the command as inline code, as
+   ``benchmarks/eval_diffusion.py`` and ``bench_prompt.py`` write them). A re-run that changes the results file without the page, or a page
+   edited away from its source, fails the test. A record that a program writes into the repository beside what
+   it made (the shipped prompt model's ``metrics.json``) is cited the same way by
+   ``cite_json(stem, path, key, *numbers)``.
 
 A number a ```python block would only state in a comment is checked by an ``assert`` in the block instead
 (``tests/test_docs.py`` runs every block), or quoted in the prose after it.
@@ -31,6 +33,7 @@ two standard errors.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -118,12 +121,8 @@ def _entries(section: str) -> list[str]:
 
 
 def _names_a_command(text: str) -> bool:
-    return "Command:" in text or "```" in text
-
-
-def _runs_a_command(row: str) -> bool:
-    """A table row that holds its own command line in inline code (`kakusan …`, `python …`)."""
-    return re.search(r"\| `(?:kakusan|python|\.venv/bin/\S+) [^`]+` \|", row) is not None
+    opens_with_command = re.search(r"(?m)^`[^`\n]*\b(?:python|kakusan) [^`\n]*`", text) is not None
+    return "Command:" in text or "```" in text or opens_with_command
 
 
 def cite(stem: str, results: str, entry: str, *numbers: str, scale: float = 1.0) -> None:
@@ -141,10 +140,15 @@ def cite(stem: str, results: str, entry: str, *numbers: str, scale: float = 1.0)
     hits = [(s, e) for s in sections for e in _entries(s) if entry in e]
     assert len(hits) == 1, f"benchmarks/{results}: {len(hits)} entries contain {entry!r} (want exactly one)"
     section, row = hits[0]
-    assert _names_a_command(section) or _names_a_command(sections[0]) or _runs_a_command(row), (
+    assert _names_a_command(section) or _names_a_command(sections[0]), (
         f"benchmarks/{results}: the section of {entry!r} names no command (a 'Command:' line or a code block)")
-    flat = text.replace("−", "-")
     found = [float(n.replace(",", "").replace("−", "-")) for n in RESULT_NUMBER.findall(row)]
+    _prints_each(stem, text, numbers, found, scale, f"the entry of benchmarks/{results} holding {entry!r}: {row}")
+
+
+def _prints_each(stem: str, text: str, numbers, found: list[float], scale: float, source: str) -> None:
+    """The page ``text`` prints each of ``numbers``, and one of ``found`` / ``scale`` reads as each."""
+    flat = text.replace("−", "-")
     for number in numbers:
         plain = number.replace("−", "-")
         assert re.search(rf"(?<![\w.]){re.escape(plain)}(?!\d|\.\d)", flat), f"docs/{stem}.md does not print {number}"
@@ -152,4 +156,21 @@ def cite(stem: str, results: str, entry: str, *numbers: str, scale: float = 1.0)
         signed = plain[0] in "+-"   # an unsigned number on the page may be a magnitude ("1.7 s.e. below")
         values = found if signed else found + [abs(v) for v in found]
         assert any(printed(v / scale, _decimals(target)) == target for v in values), (
-            f"docs/{stem}.md prints {number}, but the entry of benchmarks/{results} holding {entry!r} does not: {row}")
+            f"docs/{stem}.md prints {number}, but {source} does not")
+
+
+def cite_json(stem: str, path: str, key: str, *numbers: str, scale: float = 1.0) -> None:
+    """``docs/<stem>.md`` names ``path`` (a JSON file of the repository) and its ``key``, and prints ``numbers``.
+
+    ``key`` is dotted (``"autoencoder.train_seconds"``, ``"psnr_db.mnist"``); the page must name the file's name and,
+    in inline code, the key or its first part (e.g. ``metrics.json`` and `` `psnr_db` ``), and each number is checked against the value as
+    in :func:`cite`. For a run's record that a program writes, such as the shipped model's ``metrics.json``.
+    """
+    text = page(stem)
+    name, first = Path(path).name, key.split(".")[0]
+    assert name in text and (f"`{key}`" in text or f"`{first}`" in text), (
+        f"docs/{stem}.md quotes {path} but does not name it and `{key}`")
+    value = json.loads((ROOT / path).read_text(encoding="utf-8"))
+    for part in key.split("."):
+        value = value[part]
+    _prints_each(stem, text, numbers, [float(value)], scale, f"{path}'s {key} = {value!r}")
