@@ -7,8 +7,19 @@ project's rule (issue 16): over at least :data:`MIN_SEEDS` = 50 seeds,
 
     sd(z) ∈ [0.75, 1.33]      and      coverage of ±2 s.e. ≥ 90 %.
 
-For estimators that are bounds in expectation (forward AIS: E[log Ẑ] ≤ log Z; reverse AIS: ≥), the mean error
-and its standard error sd(v − x)/√n say whether the bias has the sign the bound promises.
+For estimators that are bounds in expectation (forward AIS: E[log Ẑ] ≤ log Z; reverse AIS: ≥; the IWAE NLL:
+E[NLL_k] ≥ NLL), the mean error and its standard error sd(v − x)/√n say whether the bias has the sign the bound
+promises; where E[v] is known (e.g. from a long reference run), :meth:`Calibration.about` scores the same
+estimates about it, which calibrates the noise alone. :meth:`Calibration.rescaled` is the negative control: a
+halved or doubled s.e. formula must fail.
+
+**Ground truths for the deep-model bounds** (the rows of ``benchmarks/bench_calibration.py --only deep`` and
+``tests/evaluate/test_calibration_deep.py``): :func:`ppca_vae` (a linear VAE whose log p(x) is Gaussian, with
+the mean-field encoder), :func:`binary_vae` (8 binary latents, log p(x) by enumeration), :func:`iwae_gap` (the
+expected IWAE gap at k, by a reference run against the exact log p), :func:`gaussian_vlb`
+(the expected VLB of Gaussian data under the exact denoiser, in closed form), :class:`MixtureFlow` (a
+:class:`~kakusan.diffusion.truth.MixtureTruth` as the model ``ode_nll`` takes) and :func:`stream_seed`
+(independent seeds for a seed's test set and its Monte Carlo draws).
 
 >>> import numpy as np
 >>> cal = calibrate(lambda seed: (1.0 + 0.1 * np.random.default_rng(seed).standard_normal(), 0.1), 1.0,
@@ -22,10 +33,12 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from types import SimpleNamespace
 from typing import Literal
 
 import numpy as np
+import torch
 
 from kakusan.errors import KakusanError
 
@@ -129,6 +142,16 @@ class Calibration:
             return "too wide"
         return "low coverage"
 
+    def rescaled(self, factor: float) -> Calibration:
+        """The same estimates with every standard error multiplied by ``factor`` — the negative control: a test
+        that passes a calibrated error bar must fail it halved (sd(z) ≈ 2) and doubled (sd(z) ≈ ½)."""
+        return replace(self, stderrs=self.stderrs * factor, estimator=f"{self.estimator} (s.e. × {factor:g})")
+
+    def about(self, centre: float, case: str | None = None) -> Calibration:
+        """The same estimates scored about ``centre`` instead of the exact answer (no bound): about E[v] of a
+        biased estimator (a bound at finite k) this calibrates its noise alone, the bias left out."""
+        return replace(self, exact=float(centre), bound=None, case=self.case if case is None else case)
+
     def row(self) -> dict:
         """The calibration-table row as plain numbers."""
         mean, se = self.bias
@@ -208,4 +231,153 @@ def markdown_table(results: Sequence[Calibration]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["MIN_COVERAGE", "MIN_SEEDS", "SD_RANGE", "Calibration", "calibrate", "from_estimates", "markdown_table"]
+# -- ground truths for the deep-model bounds ------------------------------------------------------------------
+
+
+def stream_seed(seed: int, stream: int) -> int:
+    """A seed for draw stream ``stream`` (0: the test set, 1: the estimator's Monte Carlo, …) of run ``seed``,
+    independent of every other (seed, stream) pair. Seeding two streams with the same integer correlates them
+    (the same uniforms draw the data and the importance samples), which biases a calibration."""
+    return int(np.random.SeedSequence([seed, stream]).generate_state(1, np.uint64)[0] >> 1)
+
+
+def ppca_vae(n_features: int = 16, n_latent: int = 4, rho: float = 0.5, noise: float = 0.5, seed: int = 0):
+    """Probabilistic PCA as a float64 linear VAE with the *mean-field* encoder, and its data law.
+
+    The decoder is p(x|z) = N(W z + b, σ² I) with W = G chol(M)ᵀ, G (D, L) and b (D,) standard normal draws and
+    M = (1 − ρ) I + ρ 11ᵀ, so W's columns — and the latents of the posterior p(z|x) = N(m(x), P⁻¹),
+    P = I + WᵀW/σ² — are correlated. The encoder is q(z|x) = N(m(x), diag(1/P_jj)): the exact mean with the
+    conditional variances, the diagonal q that maximises the ELBO (what training a linear VAE converges to).
+    It is narrower than p(z|x) along the correlations, so the importance weights are heavy-tailed (of infinite
+    variance when 2P − diag P is not positive definite, as at the default ρ = 0.5).
+
+    Returns (vae, sample, exact_nll): ``sample(n, seed)`` draws n points of p(x) = N(b, C), C = W Wᵀ + σ² I,
+    and exact_nll = −E log p(x) = ½ (D log 2πe + log det C), the population NLL.
+    """
+    from kakusan.vae import VAE
+    from kakusan.vae import linear_gaussian as lg
+
+    D, L, f64 = n_features, n_latent, torch.float64
+    g = torch.Generator().manual_seed(seed)
+    mix = (1 - rho) * torch.eye(L, dtype=f64) + rho
+    W = torch.randn(D, L, generator=g, dtype=f64) @ torch.linalg.cholesky(mix).T
+    b = torch.randn(D, generator=g, dtype=f64)
+    with torch.random.fork_rng(devices=[]):
+        vae = VAE(lg.linear_config(D, L)).to(f64)  # every parameter is set below
+    lg.set_decoder(vae, b, W, noise**2)
+    precision = torch.eye(L, dtype=f64) + W.T @ W / noise**2
+    gain = torch.linalg.solve(precision, W.T / noise**2)  # m(x) = gain (x − b)
+    with torch.no_grad():
+        layer = vae.encoder.net[0]
+        layer.weight.zero_()
+        layer.weight[:L] = gain
+        layer.bias[:L] = -gain @ b
+        layer.bias[L:] = -torch.log(torch.diagonal(precision))
+    cov = W @ W.T + noise**2 * torch.eye(D, dtype=f64)
+    exact_nll = 0.5 * (D * math.log(2 * math.pi * math.e) + float(torch.logdet(cov)))
+
+    def sample(n: int, seed: int) -> torch.Tensor:
+        gs = torch.Generator().manual_seed(seed)
+        z, eps = torch.randn(n, L, generator=gs, dtype=f64), torch.randn(n, D, generator=gs, dtype=f64)
+        return b + z @ W.T + noise * eps
+
+    return vae, sample, exact_nll
+
+
+def binary_vae(n_features: int = 10, n_latent: int = 8, decoder_scale: float = 3.0, encoder_offset: float = 2.0,
+               seed: int = 3):
+    """A float64 VAE with binary latents (MLP 16 hidden, Bernoulli likelihood) and its own law as the data.
+
+    Random weights from ``seed``; the decoder's scaled by ``decoder_scale`` (a sharp p(x|z), so p(z|x) is
+    peaked and far from the prior) and the encoder's output logits shifted by a fixed N(0, encoder_offset²)
+    draw per unit (a deliberately poor q). log p(x) = log Σ_z 2^−L p(x|z) by enumeration
+    (``exact_log_likelihood``); test sets are drawn from the model, so the population NLL is the entropy
+    H(p) = −Σ_x p(x) log p(x), exact by enumerating all 2^D binary x (D ≤ 16).
+
+    Returns (vae, sample, exact_nll) as :func:`ppca_vae`.
+    """
+    import itertools
+
+    from kakusan.vae import VAE, MLPConfig, VAEConfig
+
+    D, L, f64 = n_features, n_latent, torch.float64
+    if D > 16:
+        raise KakusanError(f"the exact entropy enumerates 2^D data points: D ≤ 16, got {D}")
+    config = VAEConfig(data_shape=(D,), n_latent=L, encoder=MLPConfig((16,)), decoder=MLPConfig((16,)),
+                       latent="bernoulli")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        vae = VAE(config).to(f64)
+    with torch.no_grad():
+        for p in vae.decoder.parameters():
+            p.mul_(decoder_scale)
+        last = vae.encoder.net[-1].bias
+        last.add_(encoder_offset * torch.randn(last.shape, generator=torch.Generator().manual_seed(seed + 1),
+                                               dtype=f64))
+    every_x = torch.tensor(list(itertools.product([0.0, 1.0], repeat=D)), dtype=f64)
+    log_p = vae.exact_log_likelihood(every_x)
+    exact_nll = float(-(log_p.exp() * log_p).sum())
+
+    def sample(n: int, seed: int) -> torch.Tensor:
+        gs = torch.Generator().manual_seed(seed)
+        return torch.bernoulli(vae.sample(n, gs), generator=gs)
+
+    return vae, sample, exact_nll
+
+
+def iwae_gap(vae, sample, k: int, n_ref: int = 10_000, seed: int = 10**6) -> tuple[float, float]:
+    """E[NLL_k] − NLL = E_x[log p(x) − log ŵ_k(x)], the IWAE bound's gap at k, with its standard error: one draw of
+    log ŵ_k on each of ``n_ref`` fresh examples of ``sample(n, seed)``, minus the exact log p(x), in batches of
+    1000 (seeds ``seed`` + i, independent of the runs being calibrated)."""
+    gaps = []
+    for i in range(0, n_ref, 1000):
+        x = sample(min(1000, n_ref - i), stream_seed(seed + i, 0))
+        log_w = vae.importance_log_likelihood(x, k, generator=stream_seed(seed + i, 1)).value
+        gaps.append(vae.exact_log_likelihood(x) - log_w)
+    g = torch.cat(gaps)
+    return float(g.mean()), float(g.std() / math.sqrt(len(g)))
+
+
+def gaussian_vlb(schedule, sd: float, mean: float, sq_dev, sq_norm, n_features: int):
+    """E over x_{1:T} of the whole VLB (all T terms and L_T, reverse variance β̃_t, β_1 at t = 1) of data
+    N(mean·1, sd² I) under its exact denoiser, for x_0 with ‖x_0 − mean·1‖² = ``sq_dev`` and ‖x_0‖² = ``sq_norm``
+    (tensors per example, or their expectations D sd² and D (sd² + mean²) for the population value), nats.
+
+    x̂_0 = mean + κ (x_t − α mean), κ = α sd²/(α² sd² + σ²), so E ‖x_0 − x̂_0‖² = (1 − κα)² sq_dev + D κ² σ²;
+    the term is ½ (c_0²/β̃_t) of it for t ≥ 2, ½ D log 2πβ_1 + (…)/2β_1 at t = 1, and L_T is the closed-form KL.
+    """
+    D, T = n_features, schedule.T
+    t = torch.arange(1, T + 1, dtype=torch.float64)
+    alpha, sigma = schedule.alpha_sigma(t)
+    kappa = alpha * sd**2 / (alpha**2 * sd**2 + sigma**2)
+    a_dev, a_const = (1 - kappa * alpha) ** 2, D * kappa**2 * sigma**2  # E ‖x_0 − x̂_0‖² = a_dev sq_dev + a_const
+    ab, beta = schedule.alpha_bar, schedule.betas
+    weight = torch.empty(T, dtype=torch.float64)  # c_0²/β̃_t = ᾱ_{t−1} β_t / ((1 − ᾱ_t)(1 − ᾱ_{t−1})) for t ≥ 2
+    weight[1:] = ab[1:-1] * beta[1:] / ((1 - ab[2:]) * (1 - ab[1:-1]))
+    weight[0] = 1 / beta[0]  # the decoder N(x̂_0, β_1 I) at t = 1
+    ab_T = float(ab[-1])
+    const = 0.5 * D * math.log(2 * math.pi * float(beta[0])) + 0.5 * float((weight * a_const).sum()) \
+        - 0.5 * D * (ab_T + math.log1p(-ab_T))
+    return const + 0.5 * float((weight * a_dev).sum()) * sq_dev + 0.5 * ab_T * sq_norm
+
+
+class MixtureFlow:
+    """A :class:`~kakusan.diffusion.truth.MixtureTruth` as the model :func:`~kakusan.diffusion.ode.ode_nll`
+    takes: its exact denoiser, continuous data (no levels), the network space the data space."""
+
+    def __init__(self, truth):
+        self.truth, self.schedule = truth, truth.schedule
+        self.config = SimpleNamespace(levels=0)
+
+    def denoiser(self, guidance: float = 1.0):
+        return self.truth
+
+    def to_model(self, data: torch.Tensor) -> torch.Tensor:
+        return data.to(torch.float64)
+
+    def log_jacobian(self) -> float:
+        return 0.0
+
+
+__all__ = ["MIN_COVERAGE", "MIN_SEEDS", "SD_RANGE", "Calibration", "MixtureFlow", "binary_vae", "calibrate",
+           "from_estimates", "gaussian_vlb", "iwae_gap", "markdown_table", "ppca_vae", "stream_seed"]
