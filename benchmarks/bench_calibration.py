@@ -17,9 +17,22 @@ coverage ≥ 90 %). Cases:
   delta-method s.e. and with the tail diagnostic (:mod:`kakusan.evaluate.tails`); the raw log weights are kept
   in ``--raw`` so the table can be recomputed without re-annealing.
 
-    OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/bench_calibration.py                # MCMC, BAR/TI, AIS
+* **The deep-model bounds** (``--only deep``), each error bar the s.e. across the n test points of one call, so
+  every seed draws a fresh test set from the data law (and fresh Monte Carlo draws) and the exact answer is the
+  population value. The IWAE NLL (``vae.bounds.estimate_nll``) on pPCA with the mean-field encoder
+  (:func:`~kakusan.evaluate.calibration.ppca_vae`) and on VAEs with 8 binary latents
+  (:func:`~kakusan.evaluate.calibration.binary_vae`), at k = 5 … 5000: against the exact NLL (an upper bound
+  in expectation) and about E[NLL_k] from an independent reference run (the noise alone). The stratified-t VLB
+  (``diffusion.vlb.vlb_estimate``, 100 strata of T = 1000) on Gaussian data (E[VLB] in closed form,
+  :func:`~kakusan.evaluate.calibration.gaussian_vlb`) and on a 3-component mixture in D = 16 (E[VLB] from
+  ``vlb_exact`` on 10,000 examples). The Hutchinson PF-ODE NLL (``diffusion.ode.ode_nll``) on that mixture with
+  its exact denoiser, against −E log q₀ (10⁶ draws). One fixed test set per family shows what the ± means
+  when only the Monte Carlo draws vary. About 7 CPU-minutes.
+
+    OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/bench_calibration.py                # everything
     .venv/bin/python benchmarks/bench_calibration.py --only mcmc ladder --seeds 20          # quick
     .venv/bin/python benchmarks/bench_calibration.py --only ais --ais-groups 60             # ~40 CPU-min per RBM
+    .venv/bin/python benchmarks/bench_calibration.py --only deep                            # IWAE, VLB, PF-ODE
 
 Prints the table (the rows of ``benchmarks/results_calibration.md``), then every AIS group that missed by more
 than 2.5 s.e. or was flagged by the tail diagnostic; ``--json`` also writes the rows.
@@ -43,7 +56,9 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from kakusan.evaluate.calibration import Calibration, from_estimates, markdown_table  # noqa: E402
+from kakusan.evaluate import calibration  # noqa: E402
+from kakusan.evaluate.calibration import (Calibration, calibrate, from_estimates, markdown_table,  # noqa: E402
+                                          stream_seed)
 
 HERE = Path(__file__).resolve().parent
 F64 = torch.float64
@@ -194,6 +209,130 @@ def ais_cases(groups: int, raw: Path, names: list[str]) -> tuple[list[Calibratio
     return out, misses
 
 
+# ---------------------------------------------------------------- the deep-model bounds: IWAE, VLB, PF-ODE
+
+
+def _fresh(sample, estimate, case: int):
+    """seed -> the estimate on a fresh test set with fresh Monte Carlo draws (streams 10·case and 10·case + 1, so
+    that different cases draw independently)."""
+    return lambda seed: estimate(sample(stream_seed(seed, 10 * case)), stream_seed(seed, 10 * case + 1))
+
+
+def _fixed(x, estimate, case: int):
+    """seed -> the estimate on the fixed test set x with fresh Monte Carlo draws."""
+    return lambda seed: estimate(x, stream_seed(seed, 10 * case + 2))
+
+
+IWAE_CASES = {  # name: (builder, [(k, n test points)], fixed-test-set (k, n) or None)
+    "pPCA D = 16, L = 4, ρ = 0.5, σ = 0.5; mean-field encoder (exact mean, variances 1/P_jj)":
+        (lambda: calibration.ppca_vae(), [(5, 100), (50, 100), (500, 100), (5000, 100), (50, 1000), (500, 1000)],
+         (500, 100)),
+    "binary VAE D = 10, L = 8 (256 states), decoder × 3, encoder logits off by N(0, 1)":
+        (lambda: calibration.binary_vae(encoder_offset=1.0), [(5, 100), (50, 100), (500, 100), (5000, 100)], None),
+    "binary VAE D = 10, L = 8, decoder × 3, encoder logits off by N(0, 2²) (a poor q)":
+        (lambda: calibration.binary_vae(encoder_offset=2.0), [(5000, 100)], None),
+}
+
+
+def iwae_cases(seeds: int, n_ref: int) -> list[Calibration]:
+    from kakusan.vae.bounds import estimate_nll
+
+    out = []
+    for case, (name, (build, settings, fixed)) in enumerate(IWAE_CASES.items()):
+        vae, sample, exact = build()
+        gaps: dict[int, tuple[float, float, float]] = {}
+        for k, n in settings:
+            if k not in gaps:
+                t0 = time.process_time()
+                gaps[k] = (*calibration.iwae_gap(vae, sample, k, n_ref), time.process_time() - t0)
+            gap, gap_se, gap_cpu = gaps[k]
+            cal = calibrate(_fresh(lambda seed, n=n: sample(n, seed),
+                                   lambda x, g, k=k: estimate_nll(vae, x, k, generator=g), case), exact, range(seeds),
+                            estimator=f"IWAE NLL (`estimate_nll`), k = {k}, s.e. across {n} test points",
+                            case=f"{name}; fresh test sets; exact NLL {exact:.4f}", bound="upper",
+                            note=f"E[NLL_k] − exact = {gap:.4f} ± {gap_se:.4f} ({n_ref} reference examples, "
+                                 f"{gap_cpu:.0f} CPU-s)")
+            cal.extra.update(gap=gap, gap_stderr=gap_se, gap_cpu_seconds=gap_cpu)
+            out.append(cal)
+            if n == 100:
+                out.append(cal.about(exact + gap, f"{name}; about E[NLL_k] = exact + {gap:.4f} ± {gap_se:.4f}"))
+        if fixed:
+            k, n = fixed
+            x = sample(n, stream_seed(0, 9))
+            truth = float(-vae.exact_log_likelihood(x).mean())
+            out.append(calibrate(_fixed(x, lambda x, g: estimate_nll(vae, x, k, generator=g), case), truth,
+                                 range(seeds),
+                                 estimator=f"IWAE NLL, k = {k}, s.e. across {n} test points — read as a Monte Carlo "
+                                           "error of one fixed test set",
+                                 case=f"{name}; one fixed test set, exact NLL {truth:.4f}", bound="upper"))
+    return out
+
+
+def vlb_cases(seeds: int, n_ref: int, n: int = 100, n_t: int = 100) -> list[Calibration]:
+    from kakusan.diffusion import MixtureTruth, Schedule
+    from kakusan.diffusion.vlb import EpsModel, vlb_estimate, vlb_exact
+
+    D, sd, m = 16, 0.4, 0.3
+    s = Schedule("linear", 1000)
+    gauss = MixtureTruth(torch.ones(1), torch.full((1, D), m, dtype=F64), sd**2 * torch.eye(D, dtype=F64)[None], s)
+    mixture = MixtureTruth.example(D, 3, s, seed=1)
+    label = f"VLB, stratified t (`vlb_estimate`, {n_t} strata of T = 1000), s.e. across {n} test points"
+
+    def estimate(truth):
+        return lambda x, g: vlb_estimate(EpsModel(truth), x, generator=g, n_t=n_t).estimate
+
+    out = []
+    exact = calibration.gaussian_vlb(s, sd, m, D * sd**2, D * (sd**2 + m**2), D)
+    out.append(calibrate(_fresh(lambda seed: gauss.sample(n, seed), estimate(gauss), 20), exact, range(seeds),
+                         estimator=label, case=f"Gaussian data N(0.3, 0.4² I), D = {D}, linear schedule, exact "
+                                           f"denoiser; fresh test sets; E[VLB] {exact:.4f} (closed form)"))
+    x = gauss.sample(n, stream_seed(0, 9))
+    truth = float(calibration.gaussian_vlb(s, sd, m, ((x - m) ** 2).sum(1), (x**2).sum(1), D).mean())
+    out.append(calibrate(_fixed(x, estimate(gauss), 20), truth, range(seeds),
+                         estimator=label + " — read as a Monte Carlo error of one fixed test set",
+                         case=f"same Gaussian; one fixed test set, its E[VLB] {truth:.4f} (closed form)"))
+    t0 = time.process_time()
+    ref = vlb_exact(EpsModel(mixture), mixture.sample(n_ref, stream_seed(10**6, 0)), generator=stream_seed(10**6, 1),
+                    batch=2000).estimate
+    ref_cpu = time.process_time() - t0
+    out.append(calibrate(_fresh(lambda seed: mixture.sample(n, seed), estimate(mixture), 21), ref.value, range(seeds),
+                         estimator=label, case=f"3-component Gaussian mixture (`MixtureTruth.example(16, 3, seed=1)`), "
+                                           f"linear schedule, exact denoiser; fresh test sets; E[VLB] "
+                                           f"{ref.value:.3f} ± {ref.stderr:.3f} (all T terms, {n_ref} examples, "
+                                           f"{ref_cpu:.0f} CPU-s)"))
+    return out
+
+
+def ode_cases(seeds: int, n_ref: int, n: int = 100) -> list[Calibration]:
+    from kakusan.diffusion import MixtureTruth, Schedule
+    from kakusan.diffusion.ode import ode_nll
+
+    truth = MixtureTruth.example(16, 3, Schedule("cosine", 1000), seed=1)
+    model = calibration.MixtureFlow(truth)
+    label = (f"PF-ODE NLL (`ode_nll`), Hutchinson divergence (one Rademacher probe per example), rtol 1e-5, "
+             f"s.e. across {n} test points")
+
+    def estimate(x, g):
+        return ode_nll(model, x, generator=g, divergence="hutchinson")
+
+    log_p = torch.cat([truth.log_prob(truth.sample(n_ref, stream_seed(10**6 + i, 2))) for i in range(100)])
+    entropy, entropy_se = float(-log_p.mean()), float(log_p.std() / math.sqrt(len(log_p)))
+    out = [calibrate(_fresh(lambda seed: truth.sample(n, seed), estimate, 30), entropy, range(seeds), estimator=label,
+                     case=f"3-component Gaussian mixture, D = 16 (`MixtureTruth.example(16, 3, seed=1)`), cosine "
+                          f"schedule, exact denoiser; fresh test sets; exact NLL {entropy:.4f} ± {entropy_se:.4f} "
+                          f"(−E log q₀ over {len(log_p)} draws)")]
+    x = truth.sample(n, stream_seed(0, 9))
+    exact = float(-truth.log_prob(x).mean())
+    out.append(calibrate(_fixed(x, estimate, 30), exact, range(seeds),
+                         estimator=label + " — read as a Monte Carlo error of one fixed test set",
+                         case=f"same mixture; one fixed test set, exact NLL {exact:.4f}"))
+    return out
+
+
+def deep_cases(seeds: int, n_ref: int) -> list[Calibration]:
+    return iwae_cases(seeds, n_ref) + vlb_cases(seeds, n_ref) + ode_cases(seeds, n_ref)
+
+
 # ---------------------------------------------------------------- main
 
 
@@ -205,8 +344,12 @@ def header() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--only", nargs="+", choices=("mcmc", "ladder", "ais"), default=["mcmc", "ladder", "ais"])
+    p.add_argument("--only", nargs="+", choices=("mcmc", "ladder", "ais", "deep"),
+                   default=["mcmc", "ladder", "ais", "deep"], help="deep: the IWAE, VLB and PF-ODE rows")
     p.add_argument("--seeds", type=int, default=100, help="seeds per MCMC and ladder case")
+    p.add_argument("--deep-seeds", type=int, default=100, help="seeds (fresh test sets) per deep-model row")
+    p.add_argument("--deep-ref", type=int, default=10_000,
+                   help="examples of the reference runs for E[NLL_k] and the mixture's E[VLB] (×100 for its entropy)")
     p.add_argument("--ais-groups", type=int, default=60, help="independent 100-run AIS estimates per case")
     p.add_argument("--ais-cases", nargs="+", default=list(AIS_CASES)[:1], choices=list(AIS_CASES))
     p.add_argument("--raw", type=Path, default=HERE / ".cache" / "calibration", help="cache of AIS log weights")
@@ -222,6 +365,8 @@ def main(argv: list[str] | None = None) -> int:
     if "ais" in args.only:
         cals, misses = ais_cases(args.ais_groups, args.raw, args.ais_cases)
         results += cals
+    if "deep" in args.only:
+        results += deep_cases(args.deep_seeds, args.deep_ref)
     print(header())
     print(markdown_table(results))
     for m in misses:
