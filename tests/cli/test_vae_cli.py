@@ -73,6 +73,11 @@ def test_evaluate_prints_the_bounds_in_nats(trained, tmp_path, capsys):
     assert set(r["kl_per_layer"]) == {"z"} and r["kl_per_layer"]["z"] > 0 and 0 <= r["active_units"]["z"] <= 2
     assert [int(k) for k in r["bounds"]] == [1, 5, 50, 200] and r["bounds"]["200"] > r["bounds"]["1"]
     assert (next(tmp_path.glob("vae-evaluate-*")) / "figures" / "bound_vs_k.png").exists()
+    # what the ± leaves out: the bound's bias, shown by its last rise (IWAE-50 → IWAE-200)
+    assert "bias" in r["stderr_means"] and r["last_rise"]["from_k"] == 50
+    assert r["last_rise"]["nats"] == pytest.approx(r["bounds"]["200"] - r["bounds"]["50"])
+    assert cli.main(["vae", "evaluate", str(trained), "--k", "200", "--runs-root", str(tmp_path / "text")]) == 0
+    assert "IWAE-50 → IWAE-200 still rose by" in capsys.readouterr().out
 
 
 def test_reconstruct_and_sample_npy_and_png(trained, tmp_path, capsys):
