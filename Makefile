@@ -13,7 +13,7 @@ export OMP_WAIT_POLICY ?= PASSIVE
 # MNIST for the tests, where `kakusan data get mnist` puts it: $KAKUSAN_DATA, else ~/.cache/kakusan.
 MNIST_CACHE := $(or $(KAKUSAN_DATA),$(HOME)/.cache/kakusan)/mnist/mnist.npz
 
-.PHONY: setup data demo test docs bench model clean
+.PHONY: setup data demo test docs figures bench model clean
 
 setup: $(STAMP)
 
@@ -48,6 +48,12 @@ $(DOCS_STAMP): $(STAMP) pyproject.toml
 
 docs: $(DOCS_STAMP)
 	$(PY) -m sphinx -W --keep-going -q -b html -d docs/_build/doctrees docs docs/_build/html
+
+# The docs figures from the current code (benchmarks/figures.py is the manifest: every PNG in docs/figures, its command
+# and cost). Draws the cheap ones (intuition figures, tour chapters, the pages' own scripts; a few CPU-minutes) under
+# the names the pages link, and prints the commands for those that need a trained run or a long benchmark.
+figures: $(STAMP)
+	$(PY) benchmarks/figures.py --out docs/figures
 
 # The prompt → image model shipped in the package (src/kakusan/models/prompt: weights, training log, numbers).
 # Trains both stages on MNIST + Fashion-MNIST (about an hour on 2 CPU cores); resumes runs/prompt-model if there.
