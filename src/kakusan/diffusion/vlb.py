@@ -41,11 +41,14 @@ log|dx/d data|, i.e. the network-space bound minus ``model.log_jacobian()``.
 **Estimators.** Each L_{t−1} is itself an expectation over x_t ~ q(x_t | x_0). :func:`vlb_term` computes it
 at given integer t per example with one draw of x_t and one network call. :func:`vlb_exact` sums *all* T
 terms — exact in the sum over t, one Monte Carlo draw of x_t per (example, t) — for small sets.
-:func:`vlb_estimate` stratifies t: 1 … T is cut into ``n_t`` contiguous strata, one t drawn uniformly in each
-and weighted by the stratum's size (T/n_t), plus L_T exactly — unbiased for the same sum with n_t network
-calls. Both report the mean over examples with the standard error across examples (which contains the
-Monte Carlo noise). :class:`ImportanceSampler` draws t for the VLB loss with p_t ∝ √E[L_t²] (Nichol &
-Dhariwal §3.3).
+:func:`vlb_estimate` computes L_0 (t = 1) and L_T for every example, as the exact sum does, and stratifies
+the rest: 2 … T is cut into ``n_t`` contiguous strata (T − 1 at most), one t drawn uniformly in each and
+weighted by the stratum's size ((T − 1)/n_t) — unbiased for the same sum with n_t + 1 network calls. L_0 is
+kept out of the strata because it is large and of the other sign (≈ −51 nats for D = 16 at β_1 = 10⁻⁴): drawn
+with weight T/n_t by a tenth of the examples it made the per-example values bimodal (sd 163 nats, 27 without;
+benchmarks/results_calibration.md). Both report the mean over examples with the standard error across examples
+(which contains the Monte Carlo noise). :class:`ImportanceSampler` draws t for the VLB loss with
+p_t ∝ √E[L_t²] (Nichol & Dhariwal §3.3).
 
 **Models.** Every function takes a model with ``schedule``, ``predict(x_t, t, cond) -> (prediction of
 target, v or None)``, ``target`` and ``config.levels``/``shift``/``scale`` — a
@@ -430,29 +433,42 @@ def vlb_estimate(model, x0: Tensor, cond: Tensor | None = None, generator: Seed 
                  unit: str | None = None) -> VLBResult:
     """The VLB per example by stratified sampling of t, unbiased for the sum over all T terms.
 
-    1 … T is cut into ``n_t`` contiguous strata (:func:`strata`); in each, every example draws its own t
-    uniformly and one x_t, and the term is weighted by the stratum's size (T / n_t); L_T is added exactly.
-    n_t network calls per batch of examples. Arguments as in :func:`vlb_exact`.
+    L_0 (the decoder, t = 1) and L_T are computed for every example; 2 … T is cut into min(``n_t``, T − 1)
+    contiguous strata (:func:`strata`), in each every example draws its own t uniformly and one x_t, and the term
+    is weighted by the stratum's size ((T − 1) / n_t). n_t + 1 network calls per batch of examples (T at most);
+    with n_t ≥ T − 1 every term is computed once, and the result equals :func:`vlb_exact`'s for the same
+    ``generator`` and ``batch``. Arguments as in :func:`vlb_exact`; n_t ≤ T.
 
-    Draws: per batch, per stratum, t (n,) then ε of the batch's shape, from ``generator``.
+    Draws: per batch, ε for t = 1, then per stratum t (n,) (none when the stratum is one step) and ε of the
+    batch's shape, from ``generator``.
     """
     check_positive_int(batch, "batch")
+    check_positive_int(n_t, "n_t")
+    T = model.schedule.T
+    if n_t > T:
+        raise KakusanError(f"n_t = {n_t} strata exceed the T = {T} steps: use n_t ≤ {T}")
     unit = _unit(model, unit)
     x, cond = _prepare(model, x0, cond)
-    schedule, T = model.schedule, model.schedule.T
-    starts, sizes = strata(T, n_t)
+    schedule = model.schedule
+    starts, sizes = strata(T - 1, min(n_t, T - 1)) if T > 1 else (torch.zeros(0, dtype=torch.long),) * 2
     clip = bool(_levels(model)) if clip_x0 is None else clip_x0
     g = make_generator(generator, x.device)
     nll = torch.zeros(len(x), dtype=torch.float64)
     for i in range(0, len(x), batch):
         xb, cb = x[i:i + batch], None if cond is None else cond[i:i + batch]
-        total = prior_kl(schedule, xb).cpu()
-        for start, size in zip(starts.tolist(), sizes.tolist()):
-            u = torch.randint(0, size, (len(xb),), generator=g, device=xb.device).cpu()
+        terms = torch.zeros(len(xb), len(starts) + 2, dtype=torch.float64)  # L_0, the strata, L_T (as vlb_exact)
+        eps = torch.randn(xb.shape, generator=g, device=xb.device, dtype=xb.dtype)
+        terms[:, 0] = vlb_term(model, xb, 1, cb, eps=eps, variance=variance, clip_x0=clip).cpu()
+        for k, (start, size) in enumerate(zip(starts.tolist(), sizes.tolist())):
+            t = start + 1  # strata of 1 … T − 1, shifted onto 2 … T
+            if size > 1:
+                t = t + torch.randint(0, size, (len(xb),), generator=g, device=xb.device).cpu()
             eps = torch.randn(xb.shape, generator=g, device=xb.device, dtype=xb.dtype)
-            total += size * vlb_term(model, xb, start + u, cb, eps=eps, variance=variance, clip_x0=clip).cpu()
-        nll[i:i + len(xb)] = total
-    return _result(model, x, nll, unit, f"VLB stratified, {n_t} of T={T} steps", None)
+            terms[:, k + 1] = size * vlb_term(model, xb, t, cb, eps=eps, variance=variance, clip_x0=clip).cpu()
+        terms[:, -1] = prior_kl(schedule, xb).cpu()
+        nll[i:i + len(xb)] = terms.sum(1)
+    n_strata = len(starts)
+    return _result(model, x, nll, unit, f"VLB stratified, L_0 and L_T exact + {n_strata} strata of t = 2…{T}", None)
 
 
 # -- importance sampling of t ------------------------------------------------------------------------------
