@@ -151,16 +151,20 @@ def _argv(cmd: tuple[str, ...]) -> list[str]:
     return list(cmd)
 
 
-def draw(recipe: Recipe, out: Path) -> list[Path]:
-    """Run ``recipe`` in a scratch folder and copy its figures into ``out`` under the docs' names."""
+def draw(recipe: Recipe, out: Path, keep: Path | None = None) -> list[Path]:
+    """Run ``recipe`` in a scratch folder and copy its figures into ``out`` under the docs' names.
+
+    With ``keep``, the scratch folder is ``keep/<recipe name>`` (it must not exist) and stays, with the runs'
+    ``metrics.jsonl``, so that the numbers the pages quote can be compared with the run that drew the figures."""
     env = {**os.environ, "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
     with tempfile.TemporaryDirectory(prefix=f"figures-{recipe.name}-") as tmp:
-        (Path(tmp) / "docs" / "figures").mkdir(parents=True)  # where page blocks write
+        work = Path(tmp) if keep is None else keep / recipe.name
+        (work / "docs" / "figures").mkdir(parents=True)  # where page blocks write
         for cmd in recipe.commands:
-            subprocess.run(_argv(cmd), cwd=tmp, env=env, check=True, stdout=subprocess.DEVNULL)
+            subprocess.run(_argv(cmd), cwd=work, env=env, check=True, stdout=subprocess.DEVNULL)
         written = []
         for name, made in recipe.files.items():
-            shutil.copyfile(Path(tmp) / made, out / name)
+            shutil.copyfile(work / made, out / name)
             written.append(out / name)
     return written
 
@@ -170,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=str(DOCS_FIGURES), help="folder for the PNGs (default docs/figures)")
     p.add_argument("--only", default=None, help="comma-separated recipe names (default: every cheap one)")
     p.add_argument("--list", action="store_true", help="print the manifest and draw nothing")
+    p.add_argument("--keep", default=None, metavar="DIR",
+                   help="run each recipe in DIR/<recipe> and keep it (run directories, metrics.jsonl)")
     args = p.parse_args(argv)
     if args.list:
         for name, r in sorted(MANIFEST.items()):
@@ -188,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         if r.cost not in CHEAP:
             continue
         print(f"== {r.name} ({r.cost}): {r.shell()}", flush=True)
-        for path in draw(r, out):
+        for path in draw(r, out, Path(args.keep) if args.keep else None):
             print(f"   {path}", flush=True)
     costly = [r for r in RECIPES if r.cost not in CHEAP and (r in chosen or not names)]
     if costly:
