@@ -178,8 +178,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="run each recipe in DIR/<recipe> and keep it (run directories, metrics.jsonl)")
     args = p.parse_args(argv)
     if args.list:
-        for name, r in sorted(MANIFEST.items()):
-            print(f"{name:32s} {r.cost:12s} {r.shell()}")
+        for name, r in sorted(MANIFEST.items()):  # the commands run in a scratch folder and write r.files[name]
+            print(f"{name:32s} {r.cost:12s} {r.shell()}  [writes {r.files[name]}]")
         return 0
     names = [n.strip() for n in args.only.split(",")] if args.only else None
     known = {r.name for r in RECIPES}
