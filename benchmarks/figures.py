@@ -31,6 +31,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS_FIGURES = ROOT / "docs" / "figures"
@@ -109,12 +110,16 @@ RECIPES: tuple[Recipe, ...] = (
            {"rbm_race.png": "race.png"},
            "about 50 minutes against scikit-learn, rbms and learnergy (benchmarks/results_rbm.md); "
            "`--from-json race.json --figure race.png` redraws it from a saved race"),
+    Recipe("prompt-model", "seconds", (("python", "benchmarks/figures.py", "--prompt", "."),),
+           {name: name for name in ("prompt_grid.png", "prompt_guidance.png", "prompt_edit.png")},
+           "the shipped model's samples, guidance sweep and edits, drawn by bench_prompt.figures with its seed 0 "
+           "(about 15 CPU-seconds)"),
     Recipe("prompt", "benchmark", (
         ("python", "benchmarks/bench_prompt.py", "--guidances", "1,2,3,5", "--fd-samples", "500", "--results",
          "benchmarks/results_prompt.md", "--figures", "docs/figures", "--json", "--no-progress"),),
-           {name: name for name in ("prompt_grid.png", "prompt_guidance.png", "prompt_edit.png",
-                                    "prompt_paraphrases.png", "prompt_confusion.png")},
-           "the shipped model's benchmark (benchmarks/results_prompt.md); writes into docs/figures itself"),
+           {name: name for name in ("prompt_paraphrases.png", "prompt_confusion.png")},
+           "the shipped model's benchmark (benchmarks/results_prompt.md: paraphrase accuracy, zero-shot "
+           "confusion); writes into docs/figures itself, with the three prompt-model figures"),
     Recipe("diffusion-mnist", "trained run", (
         ("python", "benchmarks/figures_diffusion.py", "runs/ddpm-mnist-cond", "--out", "docs/figures"),),
            {name: name for name in ("diffusion_mnist_forward.png", "diffusion_mnist_samplers.png",
@@ -146,8 +151,9 @@ def _argv(cmd: tuple[str, ...]) -> list[str]:
         return [sys.executable, "-c", page_block(cmd[1], cmd[2])]
     if cmd[0] == "kakusan":
         return [sys.executable, "-m", "kakusan", *cmd[1:]]
-    if cmd[0] == "python":
-        return [sys.executable, *cmd[1:]]
+    if cmd[0] == "python":  # a script named from the repository root runs from the scratch folder too
+        script = ROOT / cmd[1]
+        return [sys.executable, *([str(script)] if cmd[1].endswith(".py") and script.is_file() else [cmd[1]]), *cmd[2:]]
     return list(cmd)
 
 
@@ -169,6 +175,21 @@ def draw(recipe: Recipe, out: Path, keep: Path | None = None) -> list[Path]:
     return written
 
 
+def prompt_figures(out: Path) -> list[Path]:
+    """The prompt chapter's figures that need only the shipped model (no measurement): ``bench_prompt.figures``
+    with the benchmark's seed 0 on the CPU, into ``out``, as ``bench_prompt.py --figures`` draws them."""
+    import torch
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from bench_prompt import figures
+
+    from kakusan.commands.generate import load_prompt_model
+
+    bench = SimpleNamespace(model=load_prompt_model(None, "cpu"), args=SimpleNamespace(seed=0),
+                            device=torch.device("cpu"))
+    return figures(bench, {}, out)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default=str(DOCS_FIGURES), help="folder for the PNGs (default docs/figures)")
@@ -176,7 +197,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--list", action="store_true", help="print the manifest and draw nothing")
     p.add_argument("--keep", default=None, metavar="DIR",
                    help="run each recipe in DIR/<recipe> and keep it (run directories, metrics.jsonl)")
+    p.add_argument("--prompt", default=None, metavar="DIR", help=argparse.SUPPRESS)  # the prompt-model recipe
     args = p.parse_args(argv)
+    if args.prompt:
+        for path in prompt_figures(Path(args.prompt)):
+            print(path)
+        return 0
     if args.list:
         for name, r in sorted(MANIFEST.items()):  # the commands run in a scratch folder and write r.files[name]
             print(f"{name:32s} {r.cost:12s} {r.shell()}  [writes {r.files[name]}]")

@@ -92,3 +92,10 @@ def test_the_intuition_recipe_draws_its_figures_under_the_docs_names(tmp_path):
     assert figures.main(["--only", "intuition", "--out", str(tmp_path)]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["intuition_jensen.png", "intuition_log.png",
                                                           "intuition_surrogate.png"]
+
+
+def test_the_prompt_model_recipe_draws_with_the_benchmarks_own_figure_function():
+    # benchmarks/figures.py --prompt calls bench_prompt.figures, so both draw the same PNGs (byte-identical when made)
+    assert "def figures(b: Bench, results: dict, folder: Path)" in (ROOT / "benchmarks" / "bench_prompt.py").read_text()
+    assert set(figures.RECIPES[[r.name for r in figures.RECIPES].index("prompt-model")].files) == {
+        "prompt_grid.png", "prompt_guidance.png", "prompt_edit.png"}
