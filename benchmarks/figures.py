@@ -22,6 +22,7 @@ command names a script, module, page block or CLI subcommand that exists.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shlex
@@ -111,15 +112,18 @@ RECIPES: tuple[Recipe, ...] = (
            "about 50 minutes against scikit-learn, rbms and learnergy (benchmarks/results_rbm.md); "
            "`--from-json race.json --figure race.png` redraws it from a saved race"),
     Recipe("prompt-model", "seconds", (("python", "benchmarks/figures.py", "--prompt", "."),),
-           {name: name for name in ("prompt_grid.png", "prompt_guidance.png", "prompt_edit.png")},
-           "the shipped model's samples, guidance sweep and edits, drawn by bench_prompt.figures with its seed 0 "
+           {name: name for name in ("prompt_grid.png", "prompt_guidance.png", "prompt_edit.png",
+                                    "prompt_confusion.png")},
+           "the shipped model's samples, guidance sweep and edits, and the zero-shot confusion matrix saved in "
+           "benchmarks/results_prompt_confusion.json, drawn by bench_prompt.figures with its seed 0 "
            "(about 15 CPU-seconds)"),
     Recipe("prompt", "benchmark", (
         ("python", "benchmarks/bench_prompt.py", "--guidances", "1,2,3,5", "--fd-samples", "500", "--results",
          "benchmarks/results_prompt.md", "--figures", "docs/figures", "--json", "--no-progress"),),
-           {name: name for name in ("prompt_paraphrases.png", "prompt_confusion.png")},
-           "the shipped model's benchmark (benchmarks/results_prompt.md: paraphrase accuracy, zero-shot "
-           "confusion); writes into docs/figures itself, with the three prompt-model figures"),
+           {"prompt_paraphrases.png": "prompt_paraphrases.png"},
+           "the shipped model's benchmark (benchmarks/results_prompt.md: accuracy on held-out paraphrases; it "
+           "also measures the zero-shot confusion matrix again); writes into docs/figures itself, with the "
+           "prompt-model figures"),
     Recipe("diffusion-mnist", "trained run", (
         ("python", "benchmarks/figures_diffusion.py", "runs/ddpm-mnist-cond", "--out", "docs/figures"),),
            {name: name for name in ("diffusion_mnist_forward.png", "diffusion_mnist_samplers.png",
@@ -176,8 +180,9 @@ def draw(recipe: Recipe, out: Path, keep: Path | None = None) -> list[Path]:
 
 
 def prompt_figures(out: Path) -> list[Path]:
-    """The prompt chapter's figures that need only the shipped model (no measurement): ``bench_prompt.figures``
-    with the benchmark's seed 0 on the CPU, into ``out``, as ``bench_prompt.py --figures`` draws them."""
+    """The prompt chapter's figures that need only the shipped model and a saved measurement: ``bench_prompt.figures``
+    with the benchmark's seed 0 on the CPU and the zero-shot confusion matrix the benchmark saved
+    (``benchmarks/results_prompt_confusion.json``), into ``out``, as ``bench_prompt.py --figures`` draws them."""
     import torch
 
     sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -185,9 +190,12 @@ def prompt_figures(out: Path) -> list[Path]:
 
     from kakusan.commands.generate import load_prompt_model
 
+    saved = json.loads((ROOT / "benchmarks" / "results_prompt_confusion.json").read_text(encoding="utf-8"))
+    zeroshot = {"confusion": saved["matrix"], "samples": saved["samples"],
+                "images_per_domain": saved["images_per_domain"]}
     bench = SimpleNamespace(model=load_prompt_model(None, "cpu"), args=SimpleNamespace(seed=0),
                             device=torch.device("cpu"))
-    return figures(bench, {}, out)
+    return figures(bench, {"zeroshot": zeroshot}, out)
 
 
 def main(argv: list[str] | None = None) -> int:

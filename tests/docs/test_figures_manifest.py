@@ -98,4 +98,5 @@ def test_the_prompt_model_recipe_draws_with_the_benchmarks_own_figure_function()
     # benchmarks/figures.py --prompt calls bench_prompt.figures, so both draw the same PNGs (byte-identical when made)
     assert "def figures(b: Bench, results: dict, folder: Path)" in (ROOT / "benchmarks" / "bench_prompt.py").read_text()
     assert set(figures.RECIPES[[r.name for r in figures.RECIPES].index("prompt-model")].files) == {
-        "prompt_grid.png", "prompt_guidance.png", "prompt_edit.png"}
+        "prompt_grid.png", "prompt_guidance.png", "prompt_edit.png", "prompt_confusion.png"}
+    assert (ROOT / "benchmarks" / "results_prompt_confusion.json").is_file()  # the matrix it redraws
