@@ -26,6 +26,12 @@ ARGS = ["rbm", "train", "--data", "digits", "--hidden", "16", "--epochs", "8", "
 PHASES = (["start", "write", "training"] * 5 + ["start", "write", "start"]) + ["end"] * 2  # 20 signals
 
 
+def _enough(kills: dict, signals: dict) -> bool:
+    """At least 20 signals landed, in every phase (8 or more while training) and of both kinds."""
+    return (sum(kills.values()) >= 20 and all(kills.values()) and all(signals.values())
+            and kills["training"] + kills["write"] >= 8)
+
+
 def _command(run_dir, resume):
     return [sys.executable, "-m", "kakusan", *ARGS, "--run-dir", str(run_dir), *(["--resume"] if resume else [])]
 
@@ -58,7 +64,11 @@ def test_sigkill_and_sigint_in_every_phase_resume_bit_identically(tmp_path):
     kills = {"start": 0, "write": 0, "training": 0, "end": 0}
     signals = {signal.SIGKILL: 0, signal.SIGINT: 0}
     steps, mid_write, finished_early = [], 0, 0
-    for i, phase in enumerate(PHASES):
+    # the schedule once, then again while fewer than 20 signals landed: on a loaded machine a signal can come after
+    # its attempt finished the run (that run is checked, and the next attempt starts anew)
+    for i, phase in enumerate(PHASES * 2):
+        if i >= len(PHASES) and _enough(kills, signals):
+            break
         sig = signal.SIGKILL if i % 2 == 0 else signal.SIGINT
         resume = checkpoint.exists(ckpts, "last")
         proc = subprocess.Popen(_command(run, resume), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -100,8 +110,7 @@ def test_sigkill_and_sigint_in_every_phase_resume_bit_identically(tmp_path):
             steps.clear()
             finished_early += 1
 
-    assert sum(kills.values()) >= 17, (kills, finished_early)  # a late signal can land after an attempt finished
-    assert all(signals.values()) and kills["training"] + kills["write"] >= 8 and kills["end"], (kills, signals)
+    assert _enough(kills, signals), (kills, signals, finished_early)
     assert steps == sorted(steps)  # never went back
     final = subprocess.run(_command(run, checkpoint.exists(ckpts, "last")), capture_output=True, text=True,
                            env=_env(), timeout=300)
