@@ -1,11 +1,14 @@
-"""The numbers docs/boltzmann.md quotes outside its exercises: recomputed, or cited from a results file (see page_numbers)."""
+"""The numbers docs/boltzmann.md quotes outside its exercises, recomputed (see page_numbers).
+
+The enumeration rates behind §3 are on docs/benchmarks.md, checked by test_numbers_benchmarks.py.
+"""
 
 import torch
 
 from kakusan.boltzmann import IsingModel, instances, kl_divergence
 from kakusan.learn import fit_boltzmann
 from kakusan.runtime import make_generator
-from page_numbers import check, cite
+from page_numbers import check
 
 PAGE = "boltzmann"
 
@@ -23,11 +26,3 @@ def test_the_command_line_fit_of_section_5():
     check(PAGE, "KL(p0||q_true)", kl_divergence(truth, x))
     check(PAGE, "relative J error", float((learned_j - true_j).norm() / true_j.norm()))
 
-
-def test_the_enumeration_rates_of_section_3():
-    cite(PAGE, "results_exact.md", "| 20 | 1 |", "1.8", scale=1e9)
-    cite(PAGE, "results_exact.md", "| 24 | 1 |", "4.9", scale=1e9)
-    cite(PAGE, "results_exact.md", "| 20 | 1 |", "266")
-    cite(PAGE, "results_exact.md", "| 24 | 1 |", "936")
-    cite(PAGE, "results_exact.md", "| 12 | 1 |", "183")
-    cite(PAGE, "results_exact.md", "rates vary by up to", "2")
