@@ -6,7 +6,7 @@ none of them is re-run by a test (timings on a shared machine are not repeatable
 a page edited away from its source, fails here.
 """
 
-from page_numbers import cite
+from page_numbers import cite, page
 
 PAGE = "benchmarks"
 
@@ -18,3 +18,16 @@ def test_the_enumeration_rates():
     cite(PAGE, "results_exact.md", "| 24 | 1 |", "936")
     cite(PAGE, "results_exact.md", "| 12 | 1 |", "183")
     cite(PAGE, "results_exact.md", "rates vary by up to", "2")
+
+
+def test_rbm_time_per_epoch_against_the_peers():
+    cite(PAGE, "results_rbm.md", "| 1 | **3.49, 3.49** |", "3.5", "3.7", "6.4", "9.6")
+
+
+def test_rbm_exact_log_z_time_and_its_cost_per_state_and_unit():
+    cite(PAGE, "results_rbm.md", "Same run: exact log Z of a 784-20 RBM", "1.44")
+    assert "1.8 ns per" in page(PAGE) and f"{1.44 / (2**20 * 784) * 1e9:.1f}" == "1.8"
+
+
+def test_rbm_race_to_a_test_log_likelihood():
+    cite(PAGE, "results_rbm.md", "kakusan reaches −100 nats in 20 s", "20", "77", "40", "160", "360")
