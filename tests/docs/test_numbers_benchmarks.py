@@ -20,6 +20,18 @@ def test_the_enumeration_rates():
     cite(PAGE, "results_exact.md", "rates vary by up to", "2")
 
 
+def test_sweep_rates_on_one_core():
+    mcmc = "results_mcmc.md"
+    cite(PAGE, mcmc, "| sk-heatbath N=64, 256 chains | kakusan numba f64 |", "1.4", scale=1e8)
+    cite(PAGE, mcmc, "| sk-heatbath N=64, 256 chains | kakusan numba f64 |", "64", "256")
+    cite(PAGE, mcmc, "| sk-heatbath N=64, 256 chains | kakusan numba f32 |", "2.0", scale=1e8)
+    cite(PAGE, mcmc, "| ising2d-metropolis L=64, 128 chains | kakusan numba f64 |", "3", scale=1e8)
+    # × a straightforward numba kernel (4.8–8.7) and × a NumPy loop on the SK glass (4.9–7.1)
+    cite(PAGE, mcmc, "| ising2d-metropolis L=64, 128 chains | kakusan numba f64 |", "4.8")
+    cite(PAGE, mcmc, "| sk-heatbath N=64, 256 chains | kakusan numba f32 |", "8.7", "7.1")
+    cite(PAGE, mcmc, "| sk-heatbath N=64, 256 chains | kakusan numba f64 |", "4.9")
+
+
 def test_rbm_time_per_epoch_against_the_peers():
     cite(PAGE, "results_rbm.md", "| 1 | **3.49, 3.49** |", "3.5", "3.7", "6.4", "9.6")
 

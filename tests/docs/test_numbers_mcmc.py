@@ -1,8 +1,9 @@
 """The numbers docs/mcmc.md quotes from benchmark results, each found in the results file it cites (see page_numbers).
 
 The page's own scripts (its example and the 20-seed re-run) are checked against their printed output by
-test_exercises_mcmc.py. The sweep rates and the calibration table are too long to re-run in a test and are
-cited from their results files; the negative control's misses are recomputed as its own test runs it.
+test_exercises_mcmc.py. The calibration table is too long to re-run in a test and is cited from its results
+file; the negative control's misses are recomputed as its own test runs it. The sweep rates are on
+docs/benchmarks.md (test_numbers_benchmarks.py).
 """
 
 from pathlib import Path
@@ -12,19 +13,7 @@ import pytest
 from page_numbers import check, cite
 
 PAGE = "mcmc"
-MCMC = "results_mcmc.md"
 CALIBRATION = "results_calibration.md"
-
-
-def test_sweep_rates_on_one_core():
-    cite(PAGE, MCMC, "| sk-heatbath N=64, 256 chains | kakusan numba f64 |", "1.4", scale=1e8)
-    cite(PAGE, MCMC, "| sk-heatbath N=64, 256 chains | kakusan numba f64 |", "64", "256")
-    cite(PAGE, MCMC, "| sk-heatbath N=64, 256 chains | kakusan numba f32 |", "2.0", scale=1e8)
-    cite(PAGE, MCMC, "| ising2d-metropolis L=64, 128 chains | kakusan numba f64 |", "3", scale=1e8)
-    # × a straightforward numba kernel (4.8–8.7) and × a NumPy loop on the SK glass (4.9–7.1)
-    cite(PAGE, MCMC, "| ising2d-metropolis L=64, 128 chains | kakusan numba f64 |", "4.8")
-    cite(PAGE, MCMC, "| sk-heatbath N=64, 256 chains | kakusan numba f32 |", "8.7", "7.1")
-    cite(PAGE, MCMC, "| sk-heatbath N=64, 256 chains | kakusan numba f64 |", "4.9")
 
 
 def test_the_calibration_table():
