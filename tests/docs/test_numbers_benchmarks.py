@@ -32,6 +32,14 @@ def test_sweep_rates_on_one_core():
     cite(PAGE, mcmc, "| sk-heatbath N=64, 256 chains | kakusan numba f64 |", "4.9")
 
 
+def test_the_ladder_adaptation_costs_about_one_measurement_run():
+    tempering = "results_tempering.md"
+    cite(PAGE, tempering, "| 2 | adapted (equal acceptance) |", "22.4")   # seconds of adaptation
+    cite(PAGE, tempering, "| 3 | adapted (equal acceptance) |", "24.3")
+    cite(PAGE, tempering, "| 2 | geometric |", "26")                      # seconds per measurement run
+    cite(PAGE, tempering, "| 3 | geometric |", "22")
+
+
 def test_rbm_time_per_epoch_against_the_peers():
     cite(PAGE, "results_rbm.md", "| 1 | **3.49, 3.49** |", "3.5", "3.7", "6.4", "9.6")
 
