@@ -6,7 +6,10 @@ none of them is re-run by a test (timings on a shared machine are not repeatable
 a page edited away from its source, fails here.
 """
 
-from page_numbers import cite, page
+import re
+
+from page_numbers import BENCHMARKS, cite, page
+from test_numbers_mcmc_free import check_cells
 
 PAGE = "benchmarks"
 
@@ -51,3 +54,30 @@ def test_rbm_exact_log_z_time_and_its_cost_per_state_and_unit():
 
 def test_rbm_race_to_a_test_log_likelihood():
     cite(PAGE, "results_rbm.md", "kakusan reaches −100 nats in 20 s", "20", "77", "40", "160", "360")
+
+
+def test_every_cell_of_the_inverse_ising_time_table_is_in_the_results_file():
+    assert check_cells(PAGE, "**Time of every solver**") >= 30
+
+
+def test_the_inverse_ising_race_against_coniii():
+    inverse = "results_inverse.md"
+    cite(PAGE, inverse, "| SK N=64 β=1 | 1e5 | PLM sym |", "3.1", "51")
+    cite(PAGE, inverse, "| SK N=64 β=1 | 1e5 | PLM asym |", "41")
+    cite(PAGE, inverse, "| SK N=64 β=1 | 1e5 | ConIII Pseudo |", "155")
+    cite(PAGE, inverse, "| EA 8×8 ±J β=0.5 | 3e4 | PLM sym |", "42")
+    cite(PAGE, inverse, "| SK N=16 β=1.0 | 1e3 | MPF |", "0.2642", "9.6")
+    cite(PAGE, inverse, "| SK N=16 β=1.0 | 1e3 | ConIII MPF |", "0.2647", "32")
+    assert round(32.1 / 9.6e-3, -2) == 3300  # "about 3,300× faster"
+    cite(PAGE, inverse, "| SK N=16 β=1.0 | 1e4 | ConIII MCH |", "0.46", "19")
+    cite(PAGE, inverse, "| SK N=16 β=1.0 | 1e4 | PLM sym |", "0.083", "33")
+    text = (BENCHMARKS / inverse).read_text(encoding="utf-8")
+    seconds = [float(v) * (1e-3 if unit == "ms" else 1.0) for ln in text.splitlines()
+               if re.match(r"\| [^|]+ \| [^|]+ \| (nMF|TAP|SM) \|", ln)
+               for v, unit in [re.findall(r"\| ([\d.e+]+) (ms|s) \|", ln)[0]]]
+    assert (f"{min(seconds) * 1e3:.2f}", f"{max(seconds):.2f}") == ("0.25", "0.13")
+    assert "0.25 ms to 0.13 s" in page(PAGE)
+    iterations = [int(n) for ln in text.splitlines()
+                  if re.match(r"\| [^|]+ \| [^|]+ \| (PLM sym|PLM asym|MPF) \|", ln)
+                  for n in re.findall(r"(\d+) iterations", ln)]
+    assert (min(iterations), max(iterations)) == (11, 194) and "11–194 iterations" in page(PAGE)
