@@ -81,3 +81,8 @@ def test_the_inverse_ising_race_against_coniii():
                   if re.match(r"\| [^|]+ \| [^|]+ \| (PLM sym|PLM asym|MPF) \|", ln)
                   for n in re.findall(r"(\d+) iterations", ln)]
     assert (min(iterations), max(iterations)) == (11, 194) and "11–194 iterations" in page(PAGE)
+
+
+def test_the_prompt_models_drawing_times_and_the_run_they_come_from():
+    cite(PAGE, "results_prompt.md", "2026-12-06T08:24:07", "2", "0.4", "1.5")   # threads, load at start and end
+    cite(PAGE, "results_prompt.md", "| speed |", "0.97", "6.6", "5", "3")
