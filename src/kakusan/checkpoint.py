@@ -378,7 +378,7 @@ def find(source: str | Path, weights: str = "ema") -> tuple[Path, str, str]:
                               "model")
     if not weights.startswith("ema"):
         return folder, name, "model"
-    _, head = _read_manifest(path_of(folder, name))
+    head = read_manifest(path_of(folder, name))
     described = head.get("parts") if isinstance(head.get("parts"), dict) else {}
     emas = [p for p, info in described.items() if isinstance(info, dict) and info.get("kind") == "ema"]
     if weights == "ema":
@@ -395,8 +395,12 @@ def load_run(source: str | Path, weights: str = "ema", *, part: str | None = Non
     return load_model(folder, name, map_location=device, part=part or chosen)
 
 
-def _read_manifest(path: Path) -> tuple[None, dict[str, Any]]:
-    """The manifest alone (no tensor data read, no hash checked); format 1 gives a minimal one."""
+def read_manifest(path: Path) -> dict[str, Any]:
+    """The manifest of the checkpoint file ``path`` alone: no tensor data read, no hash checked.
+
+    A format-1 file (which has none) gives a minimal one. Read it for what a manifest says (step, parts, hashes);
+    :func:`load` is what checks the hashes before any weight is used.
+    """
     try:
         with open(path, "rb") as f:
             head = f.read(8)
@@ -405,8 +409,8 @@ def _read_manifest(path: Path) -> tuple[None, dict[str, Any]]:
     except OSError as e:
         raise CheckpointError(f"cannot read {path}: {e.strerror}") from None
     manifest = _header(blob, path)
-    return None, (manifest if manifest is not None else {"format": 1, "parts": {"model": {"kind": "model"}}})
+    return manifest if manifest is not None else {"format": 1, "parts": {"model": {"kind": "model"}}}
 
 
 __all__ = ["FORMAT", "LEGACY", "TRUST_OLD", "WEIGHTS", "check_weights", "exists", "find", "load", "load_model",
-           "load_run", "model_manifest", "path_of", "rebuild", "save", "save_model", "trust_old", "upgrade"]
+           "load_run", "model_manifest", "path_of", "read_manifest", "rebuild", "save", "save_model", "trust_old", "upgrade"]

@@ -67,6 +67,14 @@ def test_new_checkpoints_carry_both_hashes_and_load(saved):
     assert all(torch.equal(a, b) for a, b in zip(back.state_dict().values(), model.state_dict().values()))
 
 
+def test_read_manifest_gives_the_checked_manifest_without_reading_the_data(saved):
+    folder, path, _ = saved
+    _, head = checkpoint.load(folder, "model")
+    assert checkpoint.read_manifest(path) == head
+    with pytest.raises(CheckpointError, match="cannot read"):
+        checkpoint.read_manifest(folder / "missing.safetensors")
+
+
 @pytest.mark.parametrize("key", ["sha256", "sha256_all"])
 def test_deleting_a_hash_fails(saved, key):
     folder, path, _ = saved

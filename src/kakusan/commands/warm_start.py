@@ -33,7 +33,7 @@ def split_source(source: str) -> tuple[str, str]:
 
 def warm_start(model: torch.nn.Module, source: str) -> dict:
     """Copy into ``model`` the weights saved by the run ``source``; return what to record in config.json."""
-    from kakusan.checkpoint import find, load_model, path_of
+    from kakusan.checkpoint import find, load_model, path_of, read_manifest
     from kakusan.errors import KakusanError
     from kakusan.registry import config_to_json
 
@@ -50,8 +50,6 @@ def warm_start(model: torch.nn.Module, source: str) -> dict:
         raise KakusanError(f"--init {source}: the saved model's configuration differs ({shown}); give the same "
                            "model options as that run")
     model.load_state_dict(saved.state_dict())
-    from kakusan.checkpoint import _read_manifest  # the manifest alone: its step and hash
-
-    _, head = _read_manifest(path_of(folder, name))
+    head = read_manifest(path_of(folder, name))  # the manifest alone: its step and hash
     return {"run": str(Path(run).resolve()), "weights": part, "checkpoint": name, "step": head.get("step", (head.get("meta") or {}).get("step")),
             "sha256_all": head.get("sha256_all")}
