@@ -1,6 +1,6 @@
 """Comparisons of the docs repeated over seeds: each method's mean ± one standard error, and the paired difference.
 
-The docs compare methods on one seed in four places; this script reruns each comparison once per seed (a fresh
+The docs compared methods on one seed in five places; this script reruns each comparison once per seed (a fresh
 training seed and, where the comparison draws data, a fresh draw of the data) and reports, for every method, the
 mean over seeds ± one standard error (the standard deviation over seeds divided by √n), and for each pair of
 methods the paired difference (A − B on the same seed, so the seed-to-seed variation they share cancels): its
@@ -23,9 +23,13 @@ freedom. A difference is called *resolved* when p < 0.05. Comparisons (``--only`
 * ``coupling`` — PCD vs PT estimators learning SK N = 64 from M of its own samples (docs/tempering.md §6),
   ``bench_tempering.learning`` with a fresh PT draw of the data and a fresh learner seed per seed (the true
   model is the page's): ‖J − J_true‖/‖J_true‖ of the averaged iterate.
+* ``inverse`` — pseudo-likelihood vs MPF vs exact maximum likelihood on SK N = 16 (docs/mcmc-free.md §5), the
+  N = 16 rows of ``bench_inverse.py``: the same three models (β = 0.5, 1, 1.5, field_std 0.3, instance seed 16),
+  M = 10³, 10⁴, 10⁵ exact samples, a fresh draw per seed (seed 0 is the draw of ``results_inverse.md``):
+  ‖J − J*‖/‖J*‖.
 
     nice -n 19 .venv/bin/python benchmarks/bench_seeds.py --json benchmarks/results_seeds.json \\
-        --out benchmarks/results_seeds.md --figure docs/figures/rbm_seeds.png        # all four (~30 CPU-min)
+        --out benchmarks/results_seeds.md --figure docs/figures/rbm_seeds.png        # all five (~30 CPU-min)
     .venv/bin/python benchmarks/bench_seeds.py --only rbm --seeds 3 --quick            # a smoke run (seconds)
     .venv/bin/python benchmarks/bench_seeds.py --from-json --figure rbm_seeds.png     # redraw the figure
 
@@ -56,9 +60,9 @@ import torch  # noqa: E402
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
-COMPARISONS = ("rbm", "centering", "ladders", "coupling")
+COMPARISONS = ("rbm", "centering", "ladders", "coupling", "inverse")
 # seeds per comparison, unless --seeds: the two RBM comparisons cost 7–9 CPU-s a seed, the other two 40–100
-SEEDS = {"rbm": 16, "centering": 10, "ladders": 8, "coupling": 8}
+SEEDS = {"rbm": 16, "centering": 10, "ladders": 8, "coupling": 8, "inverse": 10}
 RESOLVED_P = 0.05
 
 
@@ -174,8 +178,30 @@ def coupling_seed(seed: int, quick: bool, sizes, steps: int, lr: float) -> dict:
     from bench_tempering import learning
 
     rows, _ = learning([2000] if quick else list(sizes), 100 if quick else steps, lr, seed)
-    return {f"M {r['M']}, {r['method']}": {"relative error": r["rel_err"], "last iterate": r["rel_err_last"]}
+    return {f"M {r['M']:,}, {r['method']}": {"relative error": r["rel_err"], "last iterate": r["rel_err_last"]}
             for r in rows}
+
+
+INVERSE_METHODS = {"PLM": ("plm", {}), "MPF": ("mpf", {}), "exact ML": ("exact", {})}
+
+
+def inverse_seed(seed: int, quick: bool) -> dict:
+    from bench_inverse import rel
+
+    from kakusan.boltzmann import exact, instances
+    from kakusan.learn.inverse import solve
+
+    out = {}
+    for beta in (1.0,) if quick else (0.5, 1.0, 1.5):
+        truth = instances.sherrington_kirkpatrick(16, beta=beta, field_std=0.3, seed=16)
+        sizes = (1000,) if quick else (1000, 10_000, 100_000)
+        x = exact.exact_sample(truth, max(sizes), generator=int(10 * beta) + 1000 * seed)  # seed 0: bench_inverse's
+        tJ = truth.couplings().detach().numpy()
+        for m in sizes:
+            for label, (method, options) in INVERSE_METHODS.items():
+                r = solve(x[:m], method, **options)
+                out[f"β {beta:g}, M {m:,}, {label}"] = {"relative error": rel(r.J.numpy(), tJ)}
+    return out
 
 
 # ---------------------------------------------------------------- what each comparison reports
@@ -189,6 +215,7 @@ PLANS = {
     "ladders": ("Geometric vs adapted ladder on SK N = 256 (16 temperatures from β = 0.2, 8 systems)",
                 ["round trips", "worst acceptance", "Λ"], None),
     "coupling": ("PCD vs PT learning SK N = 64 from M of its own samples", ["relative error"], None),
+    "inverse": ("Pseudo-likelihood vs MPF vs exact maximum likelihood on SK N = 16", ["relative error"], None),
 }
 
 
@@ -196,10 +223,11 @@ def default_pairs(comparison: str, methods: list[str]) -> list[tuple[str, str]]:
     """The pairs of a comparison: its plan's, or (for ladders and coupling) the two methods of each setting."""
     if PLANS[comparison][2] is not None:
         return PLANS[comparison][2]
-    second = {"ladders": ("adapted", "geometric"), "coupling": ("pcd", "pt")}[comparison]
+    within = {"ladders": [("adapted", "geometric")], "coupling": [("pcd", "pt")],
+              "inverse": [("PLM", "exact ML"), ("MPF", "exact ML"), ("MPF", "PLM")]}[comparison]
     groups = list(dict.fromkeys(m.rsplit(", ", 1)[0] for m in methods))
-    return [(f"{g}, {second[0]}", f"{g}, {second[1]}") for g in groups
-            if f"{g}, {second[0]}" in methods and f"{g}, {second[1]}" in methods]
+    return [(f"{g}, {a}", f"{g}, {b}") for g in groups for a, b in within
+            if f"{g}, {a}" in methods and f"{g}, {b}" in methods]
 
 
 def summarise(comparison: str, per_seed: list[dict]) -> dict:
@@ -222,7 +250,8 @@ def run(comparison: str, seeds: int, args) -> dict:
     one = {"rbm": lambda s: rbm_seed(s, args.quick),
            "centering": lambda s: centering_seed(s, args.quick),
            "ladders": lambda s: ladders_seed(s, args.quick, args.sweeps, args.beta_max),
-           "coupling": lambda s: coupling_seed(s, args.quick, args.sizes, args.learn_steps, args.learn_lr)}[comparison]
+           "coupling": lambda s: coupling_seed(s, args.quick, args.sizes, args.learn_steps, args.learn_lr),
+           "inverse": lambda s: inverse_seed(s, args.quick)}[comparison]
     load0, cpu0, wall0 = os.getloadavg()[0], time.process_time(), time.perf_counter()
     per_seed, cpu_per_seed = [], []
     for s in range(seeds):
@@ -251,7 +280,9 @@ def settings(comparison: str, args) -> str:
             "coupling": f"M = {', '.join(f'{m:,}' for m in args.sizes)}; Adam lr {args.learn_lr}, {args.learn_steps} "
                         "steps, J averaged over the second half; PCD 256 chains, PT 64 systems × 8 temperatures; "
                         "data by PT (16 systems × 8 temperatures 0.3 … 1, thin 5) with the seed; true model "
-                        "SK seed 1 (field_std 0.3)"}[comparison]
+                        "SK seed 1 (field_std 0.3)",
+            "inverse": "exact samples by kakusan.boltzmann.exact.exact_sample, generator 10·β + 1000·seed; "
+                       "solve(x, 'plm' | 'mpf' | 'exact') with their defaults (PLM symmetric)"}[comparison]
 
 
 # ---------------------------------------------------------------- report
@@ -299,13 +330,20 @@ def section(k: int, r: dict) -> list[str]:
            "| method | " + " | ".join(f"{m} (mean ± 1 s.e.)" for m in metrics) + " | per seed (" + metrics[0] + ") |",
            "|---|" + "---|" * (len(metrics) + 1)]
     for m, v in s["methods"].items():
-        seeds = ", ".join(f"{x[m][metrics[0]]:.4f}".replace("-", "−") for x in r["per_seed"])
+        seeds = ", ".join(f"{x[m][metrics[0]]:.6g}".replace("-", "−") for x in r["per_seed"])
         out.append(f"| {m} | " + " | ".join(pm(v[k]["mean"], v[k]["se"]) for k in metrics) + f" | {seeds} |")
     out += ["", "| paired difference | metric | mean ± 1 s.e. | z | p | resolved? |", "|---|---|---|---|---|---|"]
     for p in s["pairs"]:
-        out.append(f"| {p['a']} − {p['b']} | {p['metric']} | {pm(p['mean'], p['se'], signed=True)} | "
-                   f"{p['z']:+.1f} | {p['p']:.2g} | {'**resolved**' if p['resolved'] else 'not resolved'} |")
+        z = f"{p['z']:+.1f}".replace("-", "−")
+        out.append(f"| {pair_label(p['a'], p['b'])} | {p['metric']} | {pm(p['mean'], p['se'], signed=True)} | {z} | "
+                   f"{p['p']:.2g} | {'**resolved**' if p['resolved'] else 'not resolved'} |")
     return out
+
+
+def pair_label(a: str, b: str) -> str:
+    """``A − B``, or ``setting: A − B`` when both methods are named ``setting, method``."""
+    (ga, _, ta), (gb, _, tb) = a.rpartition(", "), b.rpartition(", ")
+    return f"{ga}: {ta} − {tb}" if ga and ga == gb else f"{a} − {b}"
 
 
 # ---------------------------------------------------------------- figure

@@ -54,7 +54,8 @@ def test_pairing_cancels_what_the_seeds_share():
 
 @pytest.mark.parametrize("mean, se, text", [
     (-20.2712, 0.0134, "−20.271 ± 0.013"), (126.04, 2.31, "126.0 ± 2.3"), (0.1942, 0.0046, "0.194 ± 0.005"),
-    (3.43, 0.63, "3.4 ± 0.6"), (69.7, 13.2, "70 ± 13"), (0.5, 0.0996, "0.50 ± 0.10"), (-0.0004, 0.03, "0.00 ± 0.03")])
+    (3.43, 0.63, "3.4 ± 0.6"), (69.7, 13.2, "70 ± 13"), (0.5, 0.0996, "0.50 ± 0.10"),
+    (-0.0004, 0.03, "0.00 ± 0.03")])
 def test_numbers_are_rounded_to_the_digits_their_error_supports(mean, se, text):
     assert bench.pm(mean, se) == text
 
