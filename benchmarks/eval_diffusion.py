@@ -5,7 +5,11 @@ Every number comes from a ``kakusan diffusion evaluate`` command, run here one a
 each command and the CPU seconds it took (user + system of the child process).
 
     python benchmarks/eval_diffusion.py runs/ddpm-mnist-cond --out benchmarks/results_diffusion_mnist.md \
-        [--rows 1000] [--ode-rows 32] [--n-samples 500]
+        [--rows 1000] [--ode-rows 32] [--n-samples 500] [--unconditional] [--append]
+
+``--unconditional`` evaluates a class-conditional run's null class (``diffusion evaluate --unconditional``: the
+unconditional model its label dropout trained). ``--append`` adds the rows to the table already in ``--out``
+instead of rewriting it (its earlier rows and notes stay; the FD figure is then drawn from all FD rows).
 
 ``benchmarks/figures_diffusion.py`` redraws the FD-against-NFE figure from the table this writes (``read_table``).
 """
@@ -44,17 +48,26 @@ def main() -> int:
     p.add_argument("--n-samples", type=int, default=500, help="samples per FD point")
     p.add_argument("--guidance", type=float, nargs="*", default=[2.0], help="extra guidance scales (dpm++2m, 20)")
     p.add_argument("--skip-nll", action="store_true")
+    p.add_argument("--unconditional", action="store_true", help="a conditional run's null class (no guidance rows)")
+    p.add_argument("--append", action="store_true", help="add the rows to the table in --out, keeping the rest")
     p.add_argument("--samplers", default=",".join(f"{a}:{b}" for a, b in SAMPLERS),
                    help="sampler:steps pairs for the FD rows (default: %(default)s)")
     args = p.parse_args()
     rows: list[tuple[str, dict, float]] = []
     t0 = time.time()
 
+    if args.unconditional and args.guidance:
+        p.error("--unconditional takes no guidance rows: give --guidance with no values")
+    previous = Path(args.out).read_text() if args.append and Path(args.out).exists() else None
+
     def record(label, *options):
+        if args.unconditional:
+            label, options = f"{label}, unconditional", (*options, "--unconditional")
         result, cpu, command = evaluate(args.run, *options)
+        result["unconditional"] = args.unconditional
         rows.append((label, result, cpu, command))
         print(f"{label}: {json.dumps(result)} ({cpu:.0f} CPU-s)", flush=True)
-        write(args, rows, time.time() - t0)
+        write(args, rows, time.time() - t0, previous)
         fd_figure(args, rows)
 
     if not args.skip_nll:
@@ -74,19 +87,23 @@ def fd_figure(args, rows) -> None:
     import kakusan
     from kakusan.report.diffusion import fd_nfe_figure
 
-    curves, floor = fd_curves([r for _, r, _, _ in rows], kakusan.load(args.run).schedule)
+    results = [r for _, r, _, _ in rows]
+    if args.append and Path(args.out).exists():  # every FD row of the table, earlier ones included
+        results = read_table(args.out)
+    curves, floor = fd_curves(results, kakusan.load(args.run).schedule, args.unconditional)
     if curves:
         out = Path(args.out)
         fd_nfe_figure(curves, out.with_name(out.stem + "_fd_nfe.png"), floor=floor)
 
 
-def fd_curves(results, schedule) -> tuple[dict, float | None]:
-    """({sampler: ([NFE], [FD])}, the train-vs-test floor) from evaluation results without guidance (w = 1)."""
+def fd_curves(results, schedule, unconditional: bool = False) -> tuple[dict, float | None]:
+    """({sampler: ([NFE], [FD])}, the train-vs-test floor) from evaluation results without guidance (w = 1), of
+    the conditional model or (``unconditional``) of a conditional run's null class."""
     from kakusan.diffusion.samplers import nfe
 
     curves, floor = {}, None
     for r in results:
-        if "fd" not in r or r.get("guidance", 1.0) != 1.0:
+        if "fd" not in r or r.get("guidance", 1.0) != 1.0 or r.get("unconditional", False) != unconditional:
             continue
         xs, ys = curves.setdefault(r["sampler"], ([], []))
         xs.append(nfe(r["sampler"], r["steps"], schedule))
@@ -116,16 +133,36 @@ def read_table(path: str | Path) -> list[dict]:
         option = {k: v for k, v in zip(argv, argv[1:]) if k.startswith("--")}
         results.append({"sampler": option.get("--sampler", "dpm++2m"), "steps": int(option.get("--steps", 20)),
                         "guidance": float(option.get("--guidance", 1.0)), "fd": float(fd.split("±")[0]),
+                        "unconditional": "--unconditional" in argv,
                         "floor": {"fd": float(floor)} if floor else None})
     return results
 
 
-def write(args, rows, wall: float) -> None:
-    lines = [f"# Diffusion evaluation of `{args.run}`", "",
-             f"`python {' '.join(sys.argv)}` — {wall / 60:.0f} min wall, load "
-             f"{os.getloadavg()[0]:.1f} at the end.", "",
+def write(args, rows, wall: float, previous: str | None = None) -> None:
+    """The table of ``rows`` to ``--out``; with ``previous`` (the file's text before an ``--append`` run) the rows
+    go after its table's last row and the command line is added below its own, everything else kept."""
+    said = (f"`python {' '.join(sys.argv)}` — {wall / 60:.0f} min wall, load {os.getloadavg()[0]:.1f} at the end"
+            + (" (the rows marked so)." if previous is not None else "."))
+    lines = [f"# Diffusion evaluation of `{args.run}`", "", said, "",
              "| what | nll (nats) | bits/dim | FD | FD floor (train vs test) | precision | recall | class accuracy | NFE "
              "| CPU-s | command |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines += table_rows(rows, mark="appended: " if previous is not None else "")
+    lines += ["", f"Figures: `python benchmarks/figures_diffusion.py {args.run} --out docs/figures` redraws the "
+              "chapter's figures from the run with fixed seeds (the FD-against-NFE one from this table's rows)."]
+    if previous is not None:
+        old = previous.splitlines()
+        rows_at = [i for i, line in enumerate(old) if line.startswith("|")]
+        if not rows_at:
+            raise SystemExit(f"{args.out}: no table to append to; run without --append")
+        first = next(i for i, line in enumerate(old) if line.startswith("`python "))
+        lines = (old[:first + 1] + ["", "Appended: " + said] + old[first + 1:rows_at[-1] + 1]
+                 + table_rows(rows, mark="appended: ") + old[rows_at[-1] + 1:])
+        # a second append replaces nothing: its rows and line stack under the earlier ones
+    Path(args.out).write_text("\n".join(lines) + "\n")
+
+
+def table_rows(rows, mark: str = "") -> list[str]:
+    lines = []
     for label, r, cpu, command in rows:
         def f(key, fmt="{:.4g}"):
             v = r.get(key)
@@ -135,11 +172,9 @@ def write(args, rows, wall: float) -> None:
         fd = f"{r['fd']:.3g} ± {r['fd_stderr']:.2g}" if "fd_stderr" in r else f("fd")
         floor = f"{r['floor']['fd']:.3g}" if isinstance(r.get("floor"), dict) else ""
         nfe = r.get("nfe", "")
-        lines.append(f"| {label} | {nll} | {bpd} | {fd} | {floor} | {f('precision', '{:.3f}')} | {f('recall', '{:.3f}')} "
-                     f"| {f('class_accuracy', '{:.3f}')} | {nfe} | {cpu:.0f} | `{command}` |")
-    lines += ["", f"Figures: `python benchmarks/figures_diffusion.py {args.run} --out docs/figures` redraws the "
-              "chapter's figures from the run with fixed seeds (the FD-against-NFE one from this table's rows)."]
-    Path(args.out).write_text("\n".join(lines) + "\n")
+        lines.append(f"| {mark}{label} | {nll} | {bpd} | {fd} | {floor} | {f('precision', '{:.3f}')} "
+                     f"| {f('recall', '{:.3f}')} | {f('class_accuracy', '{:.3f}')} | {nfe} | {cpu:.0f} | `{command}` |")
+    return lines
 
 
 if __name__ == "__main__":

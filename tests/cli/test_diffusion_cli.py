@@ -13,6 +13,7 @@ import kakusan
 import kakusan.cli as cli
 from kakusan import checkpoint
 from kakusan.diffusion import MixtureTruth
+from kakusan.errors import KakusanError
 
 UNET = ["--channels", "16,32", "--batch-size", "100", "--lr", "2e-3", "--T", "200"]
 
@@ -106,6 +107,53 @@ def test_conditional_digits_run_samples_classes_and_evaluates_bits(digits_run, t
     result = _json(capsys)
     assert result["bits_per_dim"] == pytest.approx(result["nll"] / (64 * math.log(2)))
     assert 0 < result["bits_per_dim"] < 20
+
+
+def test_unconditional_evaluation_of_a_conditional_run_is_its_null_class(digits_run, tmp_path, capsys):
+    """--unconditional evaluates log p(x) of the null class (what label dropout trained): the same number as the
+    API's vlb_estimate with cond=None; the default is log p(x|y), and the JSON says which."""
+    from kakusan.commands.diffusion_common import DiffusionDataSpec, prepare_data
+    from kakusan.diffusion.vlb import vlb_estimate
+    from kakusan.runtime import make_generator
+
+    base = ["diffusion", "evaluate", str(digits_run), "--rows", "20", "--n-t", "8", "--json", "--seed", "3"]
+    assert cli.main([*base, "--run-dir", str(tmp_path / "c")]) == 0
+    given = _json(capsys)
+    assert cli.main([*base, "--unconditional", "--run-dir", str(tmp_path / "u")]) == 0
+    null = _json(capsys)
+    assert given["conditioning"].startswith("labels") and null["conditioning"].startswith("none")
+    model = kakusan.load(digits_run).eval()
+    x = prepare_data(DiffusionDataSpec("digits", True)).test[:20]  # what the command evaluates
+    with torch.no_grad():
+        api = vlb_estimate(model, x, cond=None, generator=make_generator(3), n_t=8)
+    nats = api.nats if hasattr(api, "nats") else api
+    assert null["nll"] == pytest.approx(nats.value, rel=1e-9)
+    assert null["nll"] != pytest.approx(given["nll"], rel=1e-6)  # p(x) and p(x|y) are different numbers
+
+
+def test_unconditional_sampling_is_the_null_class_at_one_network_call(digits_run):
+    """sample(unconditional=True) follows the null class: the same deterministic DDIM path as guidance w = 0
+    (which evaluates the labelled and the null network and keeps the null one)."""
+    model = kakusan.load(digits_run).eval()
+    x_T = torch.randn(4, *model.data_shape, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        null = model.sample(4, 0, sampler="ddim", steps=5, x_T=x_T, unconditional=True)
+        w0 = model.sample(4, 0, sampler="ddim", steps=5, x_T=x_T, labels=torch.tensor([1, 2, 3, 4]), guidance=0.0)
+        seven = model.sample(4, 0, sampler="ddim", steps=5, x_T=x_T, labels=7)
+    assert torch.allclose(null, w0, atol=1e-5)
+    assert not torch.allclose(null, seven, atol=1e-3)
+
+
+def test_unconditional_refuses_what_it_cannot_mean(digits_run, mixture_run, tmp_path, capsys):
+    assert cli.main(["diffusion", "evaluate", str(mixture_run), "--unconditional", "--rows", "5",
+                     "--run-dir", str(tmp_path / "a")]) == 2
+    _one_error_line(capsys, "--unconditional", "unconditional already")
+    assert cli.main(["diffusion", "evaluate", str(digits_run), "--unconditional", "--nll", "none", "--fd",
+                     "--guidance", "2", "--run-dir", str(tmp_path / "b")]) == 2
+    _one_error_line(capsys, "--unconditional", "--guidance")
+    model = kakusan.load(digits_run)
+    with pytest.raises(KakusanError, match="leave out labels"):
+        model.sample(2, 0, labels=3, unconditional=True)
 
 
 def test_resume_extends_a_run(digits_run, capsys):

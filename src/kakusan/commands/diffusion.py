@@ -81,6 +81,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     ev.add_argument("--sampler", choices=SAMPLERS, default=None, help="sampler for --fd samples (default dpm++2m)")
     ev.add_argument("--steps", type=positive_int, default=None, help="sampling steps for --fd samples (default 20)")
     ev.add_argument("--guidance", type=nonneg_float, default=None, help="guidance scale for --fd samples (default 1)")
+    ev.add_argument("--unconditional", action="store_true",
+                    help="a class-conditional run: evaluate its null class, the unconditional model p(x) that its "
+                         "label dropout trained (default: p(x|y) with the test labels, samples of every class)")
     ev.add_argument("--json", action="store_true", help="print one JSON object")
     _add_common(ev)
     p.set_defaults(run=run, diffusion_parser=p)
@@ -205,8 +208,16 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if args.rows < 0:
         raise KakusanError("--rows must be ≥ 0")
     model, x, labels, split, spec, part, device = _load(args)
-    cond = labels.long() if (model.n_classes and labels is not None) else None
+    if args.unconditional and not model.n_classes:
+        raise KakusanError(f"--unconditional applies to a class-conditional run; {args.source} is unconditional "
+                           "already: leave it out")
+    if args.unconditional and args.guidance != 1.0:
+        raise KakusanError("--unconditional samples the null class, which takes no guidance: leave out --guidance")
+    cond = labels.long() if (model.n_classes and labels is not None and not args.unconditional) else None
     out: dict = {"split": split, "n": len(x), "weights": part, "data": args.data or spec.data}
+    if model.n_classes:  # which likelihood a class-conditional model's numbers are
+        out["conditioning"] = ("labels: log p(x|y) with the test labels" if cond is not None else
+                               "none: the null class, log p(x) of the unconditional model its label dropout trained")
     t0 = time.process_time()
     if args.nll != "none":
         g = make_generator(args.seed, device)
@@ -249,6 +260,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
                 parts.append(f"{key} {out[key]:.4g}")
         rows = f"{out['n']} examples of {args.data}" if split == "file" else f"{out['n']} {split} examples"
         print(f"{type(model).__name__} on {rows}: " + ", ".join(parts) + f"; run: {run_dir.path}"
+              + (f"\nconditioning: {out['conditioning']}" if "conditioning" in out else "")
               + (f"\nnote: {out['note']}" if "note" in out else ""))
     return 0
 
@@ -264,13 +276,14 @@ def _sample_quality(model, args: argparse.Namespace, spec, device) -> dict:
     if model.image_shape is None or spec.data not in ("digits", "mnist", "fashion-mnist"):
         raise KakusanError("--fd needs a model of digits, mnist or fashion-mnist (each has a metric network)")
     g = make_generator(args.seed + 1, device)
-    labels = torch.arange(args.n_samples, device=device) % model.n_classes if model.n_classes else None
+    conditional = bool(model.n_classes) and not args.unconditional
+    labels = torch.arange(args.n_samples, device=device) % model.n_classes if conditional else None
     chunks = []
     for start in range(0, args.n_samples, 500):
         n = min(500, args.n_samples - start)
         chunks.append(model.sample(n, g, sampler=args.sampler, steps=args.steps,
                                    labels=None if labels is None else labels[start:start + n],
-                                   guidance=args.guidance).cpu())
+                                   guidance=args.guidance, unconditional=args.unconditional).cpu())
     samples = torch.cat(chunks)
     result = evaluate_samples(spec.data, samples, labels=None if labels is None else labels.cpu())
     result.update(sampler=args.sampler, steps=args.steps, guidance=args.guidance, n_samples=args.n_samples)

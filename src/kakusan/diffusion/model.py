@@ -236,16 +236,24 @@ class Diffusion(nn.Module):
     @torch.no_grad()
     def sample(self, n: int, generator: Seed = None, sampler: str = "dpm++2m", steps: int = 20,
                labels: Tensor | int | None = None, guidance: float = 1.0, callback=None,
-               x_T: Tensor | None = None) -> Tensor:
+               x_T: Tensor | None = None, unconditional: bool = False) -> Tensor:
         """n samples in data space (images (n, C, H, W) in [0, 1] for 8-bit data): ``sampler`` (ddpm, ddim,
         dpm++2m, heun) over ``steps`` steps. A conditional model takes ``labels`` ((n,) or one int), or draws
-        them uniformly; ``guidance`` w is classifier-free guidance (1: none)."""
+        them uniformly; ``guidance`` w is classifier-free guidance (1: none). ``unconditional=True`` samples a
+        class-conditional model's null class: the unconditional model that its label dropout trained (one
+        network call per step; ``guidance=0`` samples the same distribution at two)."""
         from kakusan.diffusion.samplers import get_sampler
 
         check_positive_int(n, "n")
         run = get_sampler(sampler)
+        if unconditional:
+            if not self.n_classes:
+                raise KakusanError("unconditional=True applies to a class-conditional model; this one is "
+                                   "unconditional already: leave it out")
+            if labels is not None or guidance != 1.0:
+                raise KakusanError("unconditional=True samples the null class: leave out labels and guidance")
         g = make_generator(generator, self._device())
-        if self.n_classes and labels is None:
+        if self.n_classes and labels is None and not unconditional:
             labels = torch.randint(0, self.n_classes, (n,), generator=g, device=self._device())
         cond = self.check_cond(labels, n, allow_null=False) if labels is not None else None
         if x_T is None:
