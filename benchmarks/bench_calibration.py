@@ -9,9 +9,15 @@ coverage ≥ 90 %). Cases:
   :func:`kakusan.boltzmann.exact.exact_stats`.
 * **log Z along a replica-exchange ladder** by BAR and by thermodynamic integration
   (:func:`kakusan.mcmc.ladders.ladder_log_z`), against :func:`kakusan.boltzmann.exact.log_z`.
+* **Replica exchange** (``--only pt``): the ⟨E⟩ and ⟨m⟩ ± MCSE that ``kakusan ising sample --method pt`` prints, run
+  by the command's own functions at its defaults with ``--seed 0 … 99`` on a 12-spin SK glass at β = 2 (no fields),
+  the same for ``--method gibbs`` (the contrast: single-site chains keep the sign of m), and the per-temperature
+  ⟨E⟩ ± MCSE of the tour's PT run (coldest β and all temperatures pooled). About 25 CPU-seconds. PCD/PT training
+  (``rbm train``, ``ising fit``) and :mod:`kakusan.mcmc.persistent` report no error bar, so there is none to score.
 * **AIS** forward (stochastic lower bound in expectation of Z) and reverse from exact model samples, at the
   defaults of ``kakusan rbm evaluate`` (100 runs, 14,500 βs), on MNIST RBMs with exact log Z: the 784-18 CD-1
-  RBM of issue 16 (lr 0.2, 3 epochs, seed 7; log Z 213.2024) and a 784-16 CD-1 RBM at lr 0.25. All runs of a
+  RBM of issue 16 (lr 0.2, 3 epochs, seed 7; log Z 213.2024), a 784-16 CD-1 RBM at lr 0.25 and a 784-17 PCD-1
+  RBM at lr 0.2 (forward only; ``--ais-cases``). All runs of a
   case are annealed as one batch and split into groups of 100 consecutive runs — one group is exactly one
   ``rbm evaluate`` call with its own seed (runs are i.i.d.), at a third less CPU. Each group is scored with the
   delta-method s.e. and with the tail diagnostic (:mod:`kakusan.evaluate.tails`); the raw log weights are kept
@@ -31,6 +37,7 @@ coverage ≥ 90 %). Cases:
 
     OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/bench_calibration.py                # everything
     .venv/bin/python benchmarks/bench_calibration.py --only mcmc ladder --seeds 20          # quick
+    .venv/bin/python benchmarks/bench_calibration.py --only pt                              # replica exchange
     .venv/bin/python benchmarks/bench_calibration.py --only ais --ais-groups 60             # ~40 CPU-min per RBM
     .venv/bin/python benchmarks/bench_calibration.py --only deep                            # IWAE, VLB, PF-ODE
     .venv/bin/python benchmarks/bench_calibration.py --only vlb                             # the VLB rows alone
@@ -136,48 +143,151 @@ def ladder_cases(seeds: int) -> list[Calibration]:
     return out
 
 
+# ---------------------------------------------------------------- replica exchange (PT) against enumeration
+
+
+PT_GLASS = {"n": 12, "beta": 2.0, "seed": 1}  # the tour's SK instance, no fields (⟨m⟩ = 0 by symmetry), at β = 2
+PT_TOUR = {"n": 12, "beta": 2.5, "seed": 1, "replicas": 8, "systems": 8, "steps": 600, "burn_in": 100}  # tour, tiny
+
+
+def ising_sample_run(model, method: str, seed: int, n_samples: int = 1000, chains: int = 16, burn_in: int = 1000):
+    """The traces ``kakusan ising sample MODEL --method M --seed S`` records at its defaults (16 chains or PT systems,
+    burn-in 1000, thin 1, ⌈n/16⌉ = 63 kept sweeps; pt: 12 β geometric from 0.2 to 1, heat bath, samples at β = 1),
+    run by the command's own functions: {"energy", "magnetization", …} of shape (kept sweeps, chains)."""
+    from types import SimpleNamespace
+
+    from kakusan.commands.ising_sample import _run_pt
+    from kakusan.learn.pcd import kernel_factory
+    from kakusan.mcmc import random_spins, run_chain
+    from kakusan.mcmc.ladders import geometric_ladder
+    from kakusan.runtime import make_generator
+
+    g, n_kept = make_generator(seed), max(math.ceil(n_samples / chains), 20)
+    kernel = kernel_factory("gibbs")(model)
+    if method == "pt":
+        args = SimpleNamespace(chains=chains, burn_in=burn_in, thin=1, adapt=0)
+        return _run_pt(args, kernel, geometric_ladder(0.2, 1.0, 12), n_kept, g)[0]
+    state = kernel.init(random_spins(chains, model.n_visible, g))
+    return run_chain(kernel, state, n_kept, burn_in=burn_in, generator=g,
+                     observables=("energy", "magnetization")).observables
+
+
+def pt_cases(seeds: int) -> list[Calibration]:
+    """The MCSE that ``kakusan ising sample --method pt`` prints (τ_int over the PT systems' β = 1 traces), the same
+    for single-site ``--method gibbs`` (the contrast: there PT matters), and the per-temperature ⟨E⟩ ± MCSE of a PT
+    run (the tour's ``replica exchange ⟨E⟩ ± MCSE`` at its coldest β, and every temperature of its ladder)."""
+    from kakusan.boltzmann import exact, instances
+    from kakusan.commands.ising_sample import _diagnostics
+    from kakusan.mcmc import HeatBath, diagnostics, random_spins
+    from kakusan.mcmc.ladders import geometric_ladder
+    from kakusan.mcmc.tempering import ReplicaExchange, run_tempering
+
+    out = []
+    model = instances.sherrington_kirkpatrick(PT_GLASS["n"], beta=PT_GLASS["beta"], seed=PT_GLASS["seed"])
+    case = (f"SK N = {PT_GLASS['n']}, β = {PT_GLASS['beta']:g} (seed {PT_GLASS['seed']}, no fields); "
+            "`kakusan ising sample --method {m} --seed S` defaults: {what}")
+    what = {"pt": "16 PT systems × 12 β (0.2 → 1 geometric), 63 kept sweeps after 1000",
+            "gibbs": "16 heat-bath chains, 63 kept sweeps after 1000"}
+    for method in ("pt", "gibbs"):
+        rows: dict[str, list[tuple[float, float, float, float]]] = {"energy": [], "magnetization": []}
+        t0 = time.process_time()
+        for seed in range(seeds):
+            trace = ising_sample_run(model, method, seed)
+            table = _diagnostics(trace, model)  # exactly what the command prints and saves
+            for name, row in table.items():
+                rows[name].append((row["mean"], row["mcse"], row["exact"], row["rhat"]))
+        cpu = time.process_time() - t0
+        for name, vals in rows.items():
+            v, s, x, rh = (np.array(c) for c in zip(*vals))
+            symbol = {"energy": "E", "magnetization": "m"}[name]
+            cal = from_estimates(v, s, float(x[0]), estimator=f"`ising sample --method {method}`: ⟨{symbol}⟩ ± MCSE "
+                                                             "(τ_int, Sokal window)",
+                                 case=case.format(m=method, what=what[method]), cpu_seconds=cpu / 2)
+            cal.extra.update(rhat_mean=float(rh.mean()), rhat_over_1_1=int((rh > 1.1).sum()))
+            out.append(cal)
+    # the tour's PT run: per-temperature ⟨E⟩ ± MCSE from one diagnostics.estimate over (sweeps, systems, temperatures)
+    t = PT_TOUR
+    unit = instances.sherrington_kirkpatrick(t["n"], beta=1.0, seed=t["seed"])
+    betas = geometric_ladder(0.1, t["beta"], t["replicas"])
+    truth = np.array([exact.exact_stats(unit, beta=float(b)).energy_mean for b in betas])
+    values, errors = [], []
+    t0 = time.process_time()
+    for seed in range(seeds):
+        pt = ReplicaExchange(HeatBath(unit), betas, n_systems=t["systems"])
+        state = pt.init(random_spins(pt.n_chains, t["n"], generator=stream_seed(seed, 40)))
+        run = run_tempering(pt, state, t["steps"], burn_in=t["burn_in"], generator=stream_seed(seed, 41),
+                            observables=("energy",))
+        est = diagnostics.estimate(run.energy)  # (R,) means and MCSEs
+        values.append(est.mean.numpy())
+        errors.append(est.error.numpy())
+    cpu = time.process_time() - t0
+    values, errors = np.array(values), np.array(errors)
+    tour = (f"SK N = {t['n']} (seed {t['seed']}), the tour's tiny PT run: {t['systems']} systems × {t['replicas']} β "
+            f"(0.1 → {t['beta']:g} geometric), {t['steps']} sweeps after {t['burn_in']}")
+    label = "PT per-temperature ⟨E⟩ ± MCSE (`diagnostics.estimate` of the (sweeps, systems, β) trace)"
+    coldest = from_estimates(values[:, -1], errors[:, -1], truth[-1], estimator=label + f", coldest β = {t['beta']:g}",
+                             case=tour, cpu_seconds=cpu)
+    per_t = [from_estimates(values[:, r], errors[:, r], truth[r], estimator="", case="") for r in range(len(betas))]
+    pooled = from_estimates((values - truth).reshape(-1), errors.reshape(-1), 0.0,  # each about its own exact ⟨E⟩
+                            estimator=label + f", all {len(betas)} β pooled (z correlated within a seed)", case=tour,
+                            cpu_seconds=cpu)
+    pooled.extra.update(z_sd_per_beta=[round(c.z_sd, 2) for c in per_t],
+                        coverage_per_beta=[round(c.coverage(), 2) for c in per_t])
+    return out + [coldest, pooled]
+
+
 # ---------------------------------------------------------------- AIS on MNIST RBMs
 
 
-AIS_CASES = {  # name: (hidden, lr, epochs, seed) of a CD-1 RBM trained on all of MNIST (stochastic binarisation)
+AIS_CASES = {  # name: (hidden, lr, epochs, seed[, method]) of an RBM trained on all of MNIST (stochastic binarisation)
     "784-18 CD-1 lr 0.2, 3 epochs (issue 16)": (18, 0.2, 3, 7),
     "784-16 CD-1 lr 0.25, 3 epochs": (16, 0.25, 3, 7),
+    "784-17 PCD-1 lr 0.2, 3 epochs, seed 7": (17, 0.2, 3, 7, "pcd"),
+}
+AIS_DIRECTIONS = {  # cases annealed in one direction only (the default is both)
+    "784-17 PCD-1 lr 0.2, 3 epochs, seed 7": ("forward",),
 }
 
 
-def trained_rbm(n_hidden: int, lr: float, epochs: int, seed: int):
-    """The model ``kakusan rbm train --data mnist --method cd --hidden H --lr LR --epochs E --seed S`` writes."""
+def trained_rbm(n_hidden: int, lr: float, epochs: int, seed: int, method: str = "cd"):
+    """The model ``kakusan rbm train --data mnist --method M --hidden H --lr LR --epochs E --seed S`` writes
+    (batch 100, momentum 0.5, weight decay 1e-4; PCD: 100 persistent chains, one sweep per update)."""
     from kakusan.data.recipes import DataSpec, prepare
     from kakusan.rbm import BernoulliRBM
     from kakusan.rbm.fit import RBMTrainConfig, fit_rbm
 
     data = prepare(DataSpec("mnist", "bernoulli", "stochastic", 0))
     model = BernoulliRBM(784, n_hidden, seed=seed).init_from_data(data.train)
-    fit_rbm(model, data.train, RBMTrainConfig(method="cd", epochs=epochs, lr=lr, seed=seed, eval_every=-1,
+    fit_rbm(model, data.train, RBMTrainConfig(method=method, epochs=epochs, lr=lr, seed=seed, eval_every=-1,
                                               progress=False))
     return model, data
 
 
 def ais_raw(case: str, groups: int, raw: Path) -> dict:
-    """Forward and reverse (exact starts) log weights of groups × 100 runs at the defaults; cached in ``raw``."""
+    """Forward and reverse (exact starts) log weights of groups × 100 runs at the defaults (only the directions of
+    :data:`AIS_DIRECTIONS`); cached in ``raw``."""
     from kakusan.rbm import exact
     from kakusan.rbm.ais import ais, reverse_ais
 
-    path = raw / (case.split(" ")[0] + f"-{AIS_CASES[case][1]}.pt")
+    settings = AIS_CASES[case]
+    method = settings[4] if len(settings) > 4 else "cd"
+    directions = AIS_DIRECTIONS.get(case, ("forward", "reverse"))
+    path = raw / (case.split(" ")[0] + ("" if method == "cd" else f"-{method}") + f"-{settings[1]}.pt")
     if path.exists():
         cached = torch.load(path)
-        if len(cached["forward"]) >= groups * 100 and len(cached["reverse"]) >= groups * 100:
+        if all(len(cached[d]) >= groups * 100 for d in directions):
             return cached
-    model, data = trained_rbm(*AIS_CASES[case])
+    model, data = trained_rbm(*settings)
     truth = exact.log_z(model)
     n = groups * 100
+    out: dict = {"exact": truth}
     t0 = time.process_time()
     fwd = ais(model, data.train, n_runs=n, generator=1001)
-    t1 = time.process_time()
-    rev = reverse_ais(model, exact.sample(model, n, generator=2002), data.train, generator=3003)
-    t2 = time.process_time()
-    out = {"exact": truth, "log_z_base": fwd.log_z_base, "forward": fwd.log_w, "reverse": rev.log_w,
-           "cpu_forward": t1 - t0, "cpu_reverse": t2 - t1}
+    out.update(log_z_base=fwd.log_z_base, forward=fwd.log_w, cpu_forward=time.process_time() - t0)
+    if "reverse" in directions:
+        t1 = time.process_time()
+        rev = reverse_ais(model, exact.sample(model, n, generator=2002), data.train, generator=3003)
+        out.update(reverse=rev.log_w, cpu_reverse=time.process_time() - t1)
     raw.mkdir(parents=True, exist_ok=True)
     torch.save(out, path)
     return out
@@ -189,7 +299,7 @@ def ais_cases(groups: int, raw: Path, names: list[str]) -> tuple[list[Calibratio
     out, misses = [], []
     for case in names:
         r = ais_raw(case, groups, raw)
-        for direction in ("forward", "reverse"):
+        for direction in AIS_DIRECTIONS.get(case, ("forward", "reverse")):
             lw = r[direction][: groups * 100].reshape(groups, 100)
             results = [ais_from_weights(w, r["log_z_base"], direction, 14_500) for w in lw]
             cpu = r[f"cpu_{direction}"] * groups * 100 / len(r[direction])
@@ -346,9 +456,10 @@ def header() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--only", nargs="+", choices=("mcmc", "ladder", "ais", "deep", "vlb"),
-                   default=["mcmc", "ladder", "ais", "deep"],
-                   help="deep: the IWAE, VLB and PF-ODE rows; vlb: the VLB rows alone")
+    p.add_argument("--only", nargs="+", choices=("mcmc", "ladder", "pt", "ais", "deep", "vlb"),
+                   default=["mcmc", "ladder", "pt", "ais", "deep"],
+                   help="pt: the replica-exchange MCSEs of `ising sample` and the tour; deep: the IWAE, VLB and "
+                        "PF-ODE rows; vlb: the VLB rows alone")
     p.add_argument("--seeds", type=int, default=100, help="seeds per MCMC and ladder case")
     p.add_argument("--deep-seeds", type=int, default=100, help="seeds (fresh test sets) per deep-model row")
     p.add_argument("--deep-ref", type=int, default=10_000,
@@ -365,6 +476,8 @@ def main(argv: list[str] | None = None) -> int:
         results += mcmc_cases(args.seeds)
     if "ladder" in args.only:
         results += ladder_cases(args.seeds)
+    if "pt" in args.only:
+        results += pt_cases(args.seeds)
     if "ais" in args.only:
         cals, misses = ais_cases(args.ais_groups, args.raw, args.ais_cases)
         results += cals
