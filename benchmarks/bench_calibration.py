@@ -12,7 +12,7 @@ coverage ≥ 90 %). Cases:
 * **Replica exchange** (``--only pt``): the ⟨E⟩ and ⟨m⟩ ± MCSE that ``kakusan ising sample --method pt`` prints, run
   by the command's own functions at its defaults with ``--seed 0 … 99`` on a 12-spin SK glass at β = 2 (no fields),
   the same for ``--method gibbs`` (the contrast: single-site chains keep the sign of m), and the per-temperature
-  ⟨E⟩ ± MCSE of the tour's PT run (coldest β and all temperatures pooled). About 25 CPU-seconds. PCD/PT training
+  ⟨E⟩ ± MCSE of the tour's PT run (coldest β and all temperatures pooled). About 35 CPU-seconds. PCD/PT training
   (``rbm train``, ``ising fit``) and :mod:`kakusan.mcmc.persistent` report no error bar, so there is none to score.
 * **AIS** forward (stochastic lower bound in expectation of Z) and reverse from exact model samples, at the
   defaults of ``kakusan rbm evaluate`` (100 runs, 14,500 βs), on MNIST RBMs with exact log Z: the 784-18 CD-1
