@@ -292,6 +292,10 @@ def command_line(argv: list[str]) -> str:
     return "nice -n 19 .venv/bin/python benchmarks/bench_seeds.py " + " ".join(argv)
 
 
+def now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="minutes")
+
+
 def git_commit() -> str:
     try:
         sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
@@ -307,8 +311,10 @@ def git_commit() -> str:
 def markdown(results: list[dict], meta: dict) -> str:
     lines = ["# Comparisons of the docs over seeds: mean ± one standard error, and paired differences", "",
              f"Command: `{meta['command']}`", "",
-             f"git {meta['git']}; {meta['date']}; {meta['machine']}; torch {meta['torch']}, one torch thread; "
-             f"the machine is shared (2 cores, a background training job), so wall times are not CPU times.", "",
+             f"git {meta['git']}; {meta['date']} to {meta['ended']}; {meta['machine']}; torch {meta['torch']}, one "
+             f"torch thread; {meta['cpu_seconds'] / 60:.1f} CPU-minutes in all. The machine is shared (2 cores, "
+             "background training jobs; the load averages are given per comparison), so wall times are not CPU "
+             "times.", "",
              "Every ± is **one standard error** across seeds: the sample standard deviation over the seeds divided "
              "by √n. A paired difference A − B is taken seed by seed (the same seed, data draw and initialisation "
              "for both), so what the seeds share cancels; z = mean / s.e., and p is the two-sided paired t-test "
@@ -361,7 +367,7 @@ def figure(results: list[dict], path: Path) -> Path:
     if r is None:
         raise SystemExit("bench_seeds.py: --figure needs the rbm comparison (run it with --only rbm or all)")
     names = {"cd": "CD-1", "pcd": "PCD-1", "pt": "PT-PCD"}
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9.0, 3.6), dpi=110, layout="constrained",
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9.6, 3.9), dpi=110, layout="constrained",
                                       gridspec_kw={"width_ratios": [3, 2]})
     for k, (m, label) in enumerate(names.items()):
         curves = np.array([x[m]["curve"] for x in r["per_seed"]])
@@ -384,8 +390,8 @@ def figure(results: list[dict], path: Path) -> Path:
     right.axvline(0, color="0.3", lw=0.8, ls="--")
     right.set_yticks(range(len(pairs)), [f"{names[p['a']]} − {names[p['b']]}" for p in pairs])
     right.invert_yaxis()
-    right.set_xlabel("paired difference at the end (nats)")
-    right.set_title("per seed (dots), mean ± 1 s.e.")
+    right.set_xlabel("paired difference, last epoch (nats)")
+    right.set_title(f"seeds (dots), mean ± 1 s.e.\nred: resolved (paired t-test p < {RESOLVED_P})", fontsize="medium")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
@@ -421,13 +427,12 @@ def main(argv: list[str] | None = None) -> int:
         results, meta = saved["results"], saved["meta"]
     else:
         torch.set_num_threads(1)
-        results = [run(c, args.seeds or (2 if args.quick else SEEDS[c]), args) for c in args.only]
-        meta = {"command": command_line(argv), "git": git_commit(),
-                "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="minutes"),
+        meta = {"command": command_line(argv), "git": git_commit(), "date": now(),
                 "machine": f"{platform.processor() or platform.machine()}, "
                            f"{len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()} "
-                           "cores available",
-                "torch": torch.__version__, "cpu_seconds": sum(r["cpu_seconds"] for r in results)}
+                           "cores available", "torch": torch.__version__}
+        results = [run(c, args.seeds or (2 if args.quick else SEEDS[c]), args) for c in args.only]
+        meta.update(ended=now(), cpu_seconds=sum(r["cpu_seconds"] for r in results))
         if args.json:
             args.json.write_text(json.dumps({"meta": meta, "results": results}, indent=1) + "\n", encoding="utf-8")
     text = markdown(results, meta)

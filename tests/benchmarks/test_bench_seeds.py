@@ -88,3 +88,10 @@ def test_one_seed_is_refused_in_one_line(capsys):
     with pytest.raises(SystemExit) as exit_:
         bench.main(["--seeds", "1", "--only", "rbm"])
     assert exit_.value.code == 2 and "at least 2" in capsys.readouterr().err
+
+
+def test_the_committed_report_is_the_committed_json_rendered(tmp_path):
+    # the docs tests read the pairs' p-values from results_seeds.json and the numbers from results_seeds.md
+    out = tmp_path / "seeds.md"
+    assert bench.main(["--from-json", "--out", str(out)]) == 0
+    assert out.read_text() == (ROOT / "benchmarks" / "results_seeds.md").read_text()
