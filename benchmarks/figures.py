@@ -111,6 +111,11 @@ RECIPES: tuple[Recipe, ...] = (
            {"rbm_race.png": "race.png"},
            "about 50 minutes against scikit-learn, rbms and learnergy (benchmarks/results_rbm.md); "
            "`--from-json race.json --figure race.png` redraws it from a saved race"),
+    Recipe("rbm-seeds", "seconds", (("python", "benchmarks/bench_seeds.py", "--from-json", "--figure",
+                                     "rbm_seeds.png"),),
+           {"rbm_seeds.png": "rbm_seeds.png"},
+           "CD/PCD/PT over 16 seeds, redrawn from benchmarks/results_seeds.json; the run itself "
+           "(benchmarks/bench_seeds.py, about 27 CPU-minutes for all its comparisons) writes that file"),
     Recipe("prompt-model", "seconds", (("python", "benchmarks/figures.py", "--prompt", "."),),
            {name: name for name in ("prompt_grid.png", "prompt_guidance.png", "prompt_edit.png",
                                     "prompt_confusion.png")},

@@ -6,20 +6,52 @@ The epoch times, the exact log Z time and the race against the peers are on docs
 (test_numbers_benchmarks.py).
 """
 
-from page_numbers import cite
+import json
+
+from page_numbers import BENCHMARKS, cite, page
 
 PAGE = "rbm"
 RBM = "results_rbm.md"
 CALIBRATION = "results_calibration.md"
+SEEDS = "results_seeds.md"
 
 
-def test_centering_against_plain_pcd_on_the_digits():
-    cite(PAGE, RBM, "| centered | −26.7 |", "−26.7", "−23.3", "0.5")
-    cite(PAGE, RBM, "| not centered |", "2.5", "−27.2", "−23.8")
+def seed_run(comparison: str) -> dict:
+    """One comparison of ``benchmarks/results_seeds.json``, the run that results_seeds.md was written from."""
+    saved = json.loads((BENCHMARKS / "results_seeds.json").read_text(encoding="utf-8"))
+    return next(r for r in saved["results"] if r["comparison"] == comparison)
 
 
-def test_the_tour_trainings_and_its_ais():
-    cite(PAGE, RBM, "| test log-likelihood, exact |", "−20.29", "−20.27", "−20.23")
+def seed_pair(comparison: str, a: str, b: str, metric: str) -> dict:
+    """The paired difference a − b of that run: mean, se, z, p, and whether it is resolved (p < 0.05)."""
+    return next(p for p in seed_run(comparison)["summary"]["pairs"] if (p["a"], p["b"], p["metric"]) == (a, b, metric))
+
+
+def test_centering_against_plain_pcd_over_ten_seeds():
+    cite(PAGE, SEEDS, "`--only centering`", "10", "30", "4")
+    cite(PAGE, SEEDS, "| centered |", "0.59", "0.04", "0.64", "0.05", "−23.57", "0.09")
+    cite(PAGE, SEEDS, "| plain |", "2.60", "0.19", "3.00", "0.23", "−25.57", "0.29")
+    cite(PAGE, SEEDS, "| centered − plain | largest change |", "2.01", "0.17", "−11.8")
+    cite(PAGE, SEEDS, "| centered − plain | final |", "2.0", "0.3", "6.5")
+    for metric in ("largest change", "final"):  # "both differences are resolved (paired t-test p < 0.001)"
+        assert seed_pair("centering", "centered", "plain", metric)["p"] < 0.001
+
+
+def test_cd_pcd_and_pt_over_sixteen_seeds():
+    cite(PAGE, SEEDS, "`--only rbm`", "16", "25", "1,797", "1,500", "297")
+    cite(PAGE, SEEDS, "| cd |", "−20.46", "0.05")
+    cite(PAGE, SEEDS, "| pcd |", "−20.43", "0.05")
+    cite(PAGE, SEEDS, "| pt |", "−20.42", "0.05")
+    cite(PAGE, SEEDS, "| pcd − cd |", "+0.030", "0.007", "4.2")
+    cite(PAGE, SEEDS, "| pt − cd |", "+0.042", "0.009", "4.7")
+    cite(PAGE, SEEDS, "| pt − pcd |", "+0.012", "0.006", "2.1", "0.06")
+    resolved = {(a, b): seed_pair("rbm", a, b, "test log-likelihood")["resolved"]
+                for a, b in (("pcd", "cd"), ("pt", "cd"), ("pt", "pcd"))}
+    assert resolved == {("pcd", "cd"): True, ("pt", "cd"): True, ("pt", "pcd"): False}
+    assert "![CD, PCD and PT over seeds](figures/rbm_seeds.png)" in page(PAGE)
+
+
+def test_the_tours_ais():
     cite(PAGE, RBM, "| exact (enumerating", "45.0698")
     cite(PAGE, RBM, "| forward AIS | 45.0617", "45.0617", "0.0047", "1.7")
     cite(PAGE, RBM, "| reverse AIS (from 1,000", "45.0694", "0.0042", "0.1")
