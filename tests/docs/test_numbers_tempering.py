@@ -1,6 +1,7 @@
 """The numbers docs/tempering.md quotes outside its exercises, each checked against its source (see page_numbers).
 
-The benchmark's tables (minutes of sampling) are cited from results_tempering.md and results_calibration.md
+The benchmark's tables (minutes of sampling) are cited from results_tempering.md, results_seeds.md (the ladders
+and the learning repeated over seeds) and results_calibration.md
 (the wall times of the ladder runs are on docs/benchmarks.md, test_numbers_benchmarks.py);
 the tour's two R-hat values are recomputed by running that tour chapter (a few CPU-seconds, marked slow).
 """
@@ -9,11 +10,13 @@ import json
 
 import pytest
 
-from page_numbers import check, cite
+from page_numbers import check, cite, page
+from test_numbers_rbm import seed_pair, seed_run
 
 PAGE = "tempering"
 TEMPERING = "results_tempering.md"
 CALIBRATION = "results_calibration.md"
+SEEDS = "results_seeds.md"
 
 
 def test_one_chain_gets_stuck_where_replica_exchange_does_not():
@@ -25,21 +28,29 @@ def test_one_chain_gets_stuck_where_replica_exchange_does_not():
     assert f"{(43.1255 - 43.1177) / 0.0047:.1f}" == "1.7"  # "within 1.7 standard errors"
 
 
-def test_round_trips_of_the_geometric_and_adapted_ladders():
-    rows = {(2, "geometric"): ("90.9", "2.3", "0.24", "0.79", "7.89"),
-            (2, "adapted (equal acceptance)"): ("126.0", "2.3", "0.45", "0.46", "8.23"),
-            (3, "geometric"): ("46.4", "1.3", "0.17", "0.75", "8.99"),
-            (3, "adapted (equal acceptance)"): ("69.7", "1.8", "0.37", "0.38", "9.41")}
-    for (beta_max, ladder), numbers in rows.items():
-        cite(PAGE, TEMPERING, f"| {beta_max} | {ladder} |", *numbers)
-    cite(PAGE, TEMPERING, "| 2 | adapted (equal acceptance) |", "45", scale=0.01)
-    cite(PAGE, TEMPERING, "| 3 | adapted (equal acceptance) |", "37", scale=0.01)
-    cite(PAGE, TEMPERING, "| 2 | geometric |", "24", scale=0.01)
-    cite(PAGE, TEMPERING, "| 3 | geometric |", "17", scale=0.01)
-    # derived on the page: 39–50 % more round trips, 35 ± 3 and 23 ± 2 more (errors in quadrature)
-    assert [round(100 * (a / g - 1)) for a, g in ((126.0, 90.9), (69.7, 46.4))] == [39, 50]
-    assert [round(126.0 - 90.9), round((2.3**2 + 2.3**2) ** 0.5)] == [35, 3]
-    assert [round(69.7 - 46.4), round((1.3**2 + 1.8**2) ** 0.5)] == [23, 2]
+def test_round_trips_of_the_geometric_and_adapted_ladders_over_eight_seeds():
+    rows = {"β_max 2, geometric": ("104", "5", "0.245", "0.003", "7.862", "0.017"),
+            "β_max 2, adapted": ("143", "5", "0.4475", "0.0014", "8.185", "0.023"),
+            "β_max 3, geometric": ("60", "3", "0.1719", "0.0025", "8.970", "0.016"),
+            "β_max 3, adapted": ("82", "3", "0.3665", "0.0012", "9.383", "0.015")}
+    for method, numbers in rows.items():
+        cite(PAGE, SEEDS, f"| {method} |", *numbers)
+    cite(PAGE, SEEDS, "`--only ladders`", "8")
+    cite(PAGE, SEEDS, "| β_max 2, geometric |", "89", "121")  # the per-seed range
+    cite(PAGE, SEEDS, "| β_max 2: adapted − geometric | round trips |", "39.6", "1.1", "35")
+    cite(PAGE, SEEDS, "| β_max 3: adapted − geometric | round trips |", "22.2", "1.0", "22")
+    means = {m: v["round trips"]["mean"] for m, v in seed_run("ladders")["summary"]["methods"].items()}
+    gains = [round(100 * seed_pair("ladders", f"β_max {b}, adapted", f"β_max {b}, geometric", "round trips")["mean"]
+                   / means[f"β_max {b}, geometric"]) for b in (2, 3)]
+    assert gains == [38, 37] and "37–38 %" in page(PAGE)
+    for b in (2, 3):
+        assert all(seed_pair("ladders", f"β_max {b}, adapted", f"β_max {b}, geometric", metric)["resolved"]
+                   for metric in ("round trips", "worst acceptance", "Λ"))
+    # "about twice as many swaps" at the worst pair
+    assert 1.8 < 0.4475 / 0.245 < 0.3665 / 0.1719 < 2.2
+    # a single run's ± over its systems, 1.3–2.3 round trips (section 1 of results_tempering.md)
+    cite(PAGE, TEMPERING, "| 3 | geometric |", "1.3")
+    cite(PAGE, TEMPERING, "| 2 | geometric |", "2.3")
 
 
 def test_log_z_along_the_ladder():
@@ -50,10 +61,23 @@ def test_log_z_along_the_ladder():
          "10 β from 0 to 3.0", "0.91", "97")
 
 
-def test_learning_n64_from_its_own_samples():
-    for m, pcd, pt in (("8000", "0.194", "0.196"), ("32000", "0.102", "0.101"), ("128000", "0.061", "0.064")):
-        cite(PAGE, TEMPERING, f"| {m} | pcd |", pcd)
-        cite(PAGE, TEMPERING, f"| {m} | pt |", pt)
+def test_learning_n64_from_its_own_samples_over_eight_seeds():
+    rows = {"8,000": (("0.1878", "0.0011"), ("0.1884", "0.0012"), ("−0.0006", "0.0004")),
+            "32,000": (("0.1019", "0.0007"), ("0.1020", "0.0007"), ("−0.0001", "0.0004")),
+            "128,000": (("0.0636", "0.0005"), ("0.06376", "0.00030"), ("−0.0001", "0.0004"))}
+    for m, (pcd, pt, diff) in rows.items():
+        cite(PAGE, SEEDS, f"| M {m}, pcd |", *pcd)
+        cite(PAGE, SEEDS, f"| M {m}, pt |", *pt)
+        cite(PAGE, SEEDS, f"| M {m}: pcd − pt |", *diff)
+        pair = seed_pair("coupling", f"M {m}, pcd", f"M {m}, pt", "relative error")
+        assert not pair["resolved"] and abs(pair["z"]) <= 1.5  # "no difference … is resolved (|z| ≤ 1.5)"
+    cite(PAGE, SEEDS, "| M 8,000: pcd − pt |", "1.5")
+    cite(PAGE, SEEDS, "`--only coupling`", "8", "0.0025", "4000")
+    cite(PAGE, SEEDS, "| M 8,000, pcd |", "0.188")        # 0.188 → 0.102 → 0.064
+    cite(PAGE, SEEDS, "| M 32,000, pcd |", "0.102")
+    cite(PAGE, SEEDS, "| M 128,000, pcd |", "0.064")
+    # "over a hundred standard errors from 8 000 to 128 000 samples"
+    assert (0.1878 - 0.0636) / (0.0011**2 + 0.0005**2) ** 0.5 > 100
     cite(PAGE, TEMPERING, "Learner: Adam, lr 0.0025, 4000 steps", "0.0025", "4000")
 
 
