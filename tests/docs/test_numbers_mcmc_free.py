@@ -60,3 +60,57 @@ def test_the_prose_numbers():
     cite(PAGE, INVERSE, "| SK N=16 β=1.0 | 1e5 | TAP |", "0.15")
     cite(PAGE, INVERSE, "| SK N=16 β=1.5 | 1e5 | TAP |", "0.41")
     cite(PAGE, INVERSE, "Data: SK N = 16: exact samples", "1.1")  # τ_int of the energy, in kept samples
+
+
+SEED_ROWS = {  # β, M: PLM, MPF, exact ML, PLM − exact ML, MPF − PLM (mean, one s.e.), as docs/mcmc-free.md prints them
+    ("0.5", "1,000"): ("0.319 0.008", "0.322 0.008", "0.318 0.008", "+0.0004 0.0004", "+0.0035 0.0007"),
+    ("0.5", "10,000"): ("0.0991 0.0023", "0.1000 0.0023", "0.0991 0.0023", "+0.00002 0.00011", "+0.0009 0.0004"),
+    ("0.5", "100,000"): ("0.0305 0.0009", "0.0308 0.0010", "0.0306 0.0010", "−0.00008 0.00004", "+0.00022 0.00010"),
+    ("1", "1,000"): ("0.285 0.007", "0.309 0.008", "0.278 0.008", "+0.0075 0.0019", "+0.024 0.003"),
+    ("1", "10,000"): ("0.0851 0.0021", "0.0906 0.0019", "0.0842 0.0023", "+0.0009 0.0003", "+0.0055 0.0009"),
+    ("1", "100,000"): ("0.0275 0.0008", "0.0291 0.0009", "0.0273 0.0008", "+0.00021 0.00019", "+0.0016 0.0004"),
+    ("1.5", "1,000"): ("0.70 0.15", "1.03 0.27", "0.93 0.28", "−0.23 0.13", "+0.33 0.13"),
+    ("1.5", "10,000"): ("0.1121 0.0026", "0.1344 0.0020", "0.1103 0.0028", "+0.0018 0.0011", "+0.0223 0.0029"),
+    ("1.5", "100,000"): ("0.0364 0.0006", "0.0434 0.0012", "0.0356 0.0006", "+0.0008 0.0004", "+0.0070 0.0012"),
+}
+
+
+def test_plm_mpf_and_exact_ml_over_ten_data_sets():
+    from test_numbers_rbm import seed_pair, seed_run
+
+    seeds = "results_seeds.md"
+    cite(PAGE, seeds, "`--only inverse`", "10")
+    section = page(PAGE).split("**Over data sets.**", 1)[1].split("\n## ", 1)[0]
+    text = section.split("\n\n", 2)[1]  # the table
+    prose = " ".join(section.split())
+    resolved = {}
+    for (beta, m), (plm, mpf, exact, plm_exact, mpf_plm) in SEED_ROWS.items():
+        setting = f"β {beta}, M {m}"
+        for method, numbers in (("PLM", plm), ("MPF", mpf), ("exact ML", exact)):
+            cite(PAGE, seeds, f"| {setting}, {method} |", *numbers.split())
+        for (a, b), numbers in ((("PLM", "exact ML"), plm_exact), (("MPF", "PLM"), mpf_plm)):
+            cite(PAGE, seeds, f"| {setting}: {a} − {b} |", *numbers.split())
+            resolved[setting, a, b] = seed_pair("inverse", f"{setting}, {a}", f"{setting}, {b}", "relative error")
+            mean, se = numbers.split()
+            shown = f"**{mean} ± {se}**".replace("-", "−")
+            assert (shown in text) == resolved[setting, a, b]["resolved"], (setting, a, b)  # bold where resolved
+    mpf_worse = [k for k, p in resolved.items() if k[1] == "MPF" and p["resolved"] and p["mean"] > 0]
+    assert len(mpf_worse) == 8 and "in 8 of the 9 settings" in prose
+    means = {m: v["relative error"]["mean"] for m, v in seed_run("inverse")["summary"]["methods"].items()}
+
+    def excess(beta, m, a, b):  # A's error over B's, in per cent of B's
+        return round(100 * resolved[f"β {beta}, M {m}", a, b]["mean"] / means[f"β {beta}, M {m}, {b}"])
+    assert [excess("0.5", m, "MPF", "PLM") for m in ("1,000", "10,000")] == [1, 1]
+    assert sorted(excess("1", m, "MPF", "PLM") for m in ("1,000", "10,000", "100,000")) == [6, 6, 8]
+    assert sorted(excess("1.5", m, "MPF", "PLM") for m in ("10,000", "100,000")) == [19, 20]
+    plm_resolved = sorted(k[0] for k, p in resolved.items() if k[1] == "PLM" and p["resolved"])
+    assert plm_resolved == ["β 0.5, M 100,000", "β 1, M 1,000", "β 1, M 10,000"]
+    assert [round(100 * resolved[f"β 1, M {m}", "PLM", "exact ML"]["mean"] / means[f"β 1, M {m}, exact ML"])
+            for m in ("1,000", "10,000")] == [3, 1]
+    assert f"{resolved['β 0.5, M 100,000', 'PLM', 'exact ML']['p']:.3f}" == "0.048" and "$p = 0.048$" in prose
+    # "on three of the ten draws every method's error exceeds 1" (β = 1.5, M = 10³)
+    per_seed = seed_run("inverse")["per_seed"]
+    above = [all(s[f"β 1.5, M 1,000, {m}"]["relative error"] > 1 for m in ("PLM", "MPF", "exact ML")) for s in per_seed]
+    assert sum(above) == 3 == sum(any(s[f"β 1.5, M 1,000, {m}"]["relative error"] > 1 for m in ("PLM", "MPF",
+                                                                                               "exact ML"))
+                                  for s in per_seed)
