@@ -10,8 +10,10 @@ import re
 
 from page_numbers import BENCHMARKS, cite, page
 from test_numbers_mcmc_free import check_cells
+from test_numbers_rbm import seed_pair, seed_run
 
 PAGE = "benchmarks"
+SEEDS = "results_seeds.md"
 
 
 def test_the_enumeration_rates():
@@ -35,12 +37,64 @@ def test_sweep_rates_on_one_core():
     cite(PAGE, mcmc, "| sk-heatbath N=64, 256 chains | kakusan numba f64 |", "4.9")
 
 
+def test_the_ladders_over_eight_seeds():
+    rows = {"β_max 2, geometric": ("104", "5", "0.245", "0.003"),
+            "β_max 2, adapted": ("143", "5", "0.4475", "0.0014"),
+            "β_max 3, geometric": ("60", "3", "0.1719", "0.0025"),
+            "β_max 3, adapted": ("82", "3", "0.3665", "0.0012")}
+    for method, numbers in rows.items():
+        cite(PAGE, SEEDS, f"| {method} |", *numbers)
+    cite(PAGE, SEEDS, "`--only ladders`", "8")
+    assert "Settings: 10000 sweeps per run" in (BENCHMARKS / SEEDS).read_text(encoding="utf-8")
+    assert "10⁴\nsweeps per run" in page(PAGE)
+    cite(PAGE, SEEDS, "| β_max 2: adapted − geometric | round trips |", "39.6", "1.1", "35")
+    cite(PAGE, SEEDS, "| β_max 3: adapted − geometric | round trips |", "22.2", "1.0", "22")
+    means = {m: v["round trips"]["mean"] for m, v in seed_run("ladders")["summary"]["methods"].items()}
+    gains = [round(100 * seed_pair("ladders", f"β_max {b}, adapted", f"β_max {b}, geometric", "round trips")["mean"]
+                   / means[f"β_max {b}, geometric"]) for b in (2, 3)]
+    assert gains == [38, 37] and "38 %\nand 37 % more" in page(PAGE)
+    assert all(seed_pair("ladders", f"β_max {b}, adapted", f"β_max {b}, geometric", "round trips")["resolved"]
+               for b in (2, 3))
+
+
 def test_the_ladder_adaptation_costs_about_one_measurement_run():
     tempering = "results_tempering.md"
     cite(PAGE, tempering, "| 2 | adapted (equal acceptance) |", "22.4")   # seconds of adaptation
     cite(PAGE, tempering, "| 3 | adapted (equal acceptance) |", "24.3")
     cite(PAGE, tempering, "| 2 | geometric |", "26")                      # seconds per measurement run
     cite(PAGE, tempering, "| 3 | geometric |", "22")
+    rows = [ln for ln in (BENCHMARKS / tempering).read_text(encoding="utf-8").splitlines() if ln.startswith(("| 2 |", "| 3 |"))]
+    assert all("| 20000 |" in ln for ln in rows) and "2·10⁴ sweeps per run" in page(PAGE)
+    # 12 rounds, the first of 2·10⁴ // 40 = 500 steps, each 1.2 times longer (bench_tempering.round_trips)
+    assert round(sum(int(500 * 1.2**k) for k in range(12)), -4) == 20000 and "2 × 10⁴ steps in all" in page(PAGE)
+
+
+def test_one_chain_gets_stuck_where_replica_exchange_does_not():
+    tempering = "results_tempering.md"
+    cite(PAGE, tempering, "| 16 single heat-bath chains |", "−43.118", "0.005", "−43.1255", "1.273", "0.063")
+    cite(PAGE, tempering, "| 16 single heat-bath chains |", "1.3", scale=1e4)    # τ_int, sweeps
+    cite(PAGE, tempering, "| 16 single heat-bath chains |", "1.15", scale=1e6)   # chain-sweeps
+    cite(PAGE, tempering, "| 16 PT systems × 12 replicas |", "−43.129", "0.007", "1.003", "21.5", "0.008", "16", "12")
+    cite(PAGE, tempering, "| 16 PT systems × 12 replicas |", "1.15", scale=1e6)
+
+
+def test_log_z_along_the_ladder():
+    tempering = "results_tempering.md"
+    cite(PAGE, tempering, "| BAR | 45.22376", "45.224", "0.011", "45.2325", "−0.81")
+    cite(PAGE, tempering, "| TI | 45.22658", "45.227", "0.012", "−0.51")
+
+
+def test_pcd_and_pt_learning_over_eight_seeds():
+    rows = {"8,000": (("0.1878", "0.0011"), ("0.1884", "0.0012")),
+            "32,000": (("0.1019", "0.0007"), ("0.1020", "0.0007")),
+            "128,000": (("0.0636", "0.0005"), ("0.06376", "0.00030"))}
+    for m, (pcd, pt) in rows.items():
+        cite(PAGE, SEEDS, f"| M {m}, pcd |", *pcd, m)
+        cite(PAGE, SEEDS, f"| M {m}, pt |", *pt)
+        pair = seed_pair("coupling", f"M {m}, pcd", f"M {m}, pt", "relative error")
+        assert not pair["resolved"] and abs(pair["z"]) <= 1.5  # "No PCD − PT difference is resolved (|z| ≤ 1.5)"
+    cite(PAGE, SEEDS, "| M 8,000: pcd − pt |", "1.5")
+    cite(PAGE, SEEDS, "`--only coupling`", "8", "64")
 
 
 def test_rbm_time_per_epoch_against_the_peers():
