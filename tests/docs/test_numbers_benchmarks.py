@@ -63,7 +63,8 @@ def test_the_ladder_adaptation_costs_about_one_measurement_run():
     cite(PAGE, tempering, "| 3 | adapted (equal acceptance) |", "24.3")
     cite(PAGE, tempering, "| 2 | geometric |", "26")                      # seconds per measurement run
     cite(PAGE, tempering, "| 3 | geometric |", "22")
-    rows = [ln for ln in (BENCHMARKS / tempering).read_text(encoding="utf-8").splitlines() if ln.startswith(("| 2 |", "| 3 |"))]
+    text = (BENCHMARKS / tempering).read_text(encoding="utf-8")
+    rows = [ln for ln in text.splitlines() if ln.startswith(("| 2 |", "| 3 |"))]
     assert all("| 20000 |" in ln for ln in rows) and "2·10⁴ sweeps per run" in page(PAGE)
     # 12 rounds, the first of 2·10⁴ // 40 = 500 steps, each 1.2 times longer (bench_tempering.round_trips)
     assert round(sum(int(500 * 1.2**k) for k in range(12)), -4) == 20000 and "2 × 10⁴ steps in all" in page(PAGE)
@@ -98,16 +99,55 @@ def test_pcd_and_pt_learning_over_eight_seeds():
 
 
 def test_rbm_time_per_epoch_against_the_peers():
-    cite(PAGE, "results_rbm.md", "| 1 | **3.49, 3.49** |", "3.5", "3.7", "6.4", "9.6")
+    rbm = "results_rbm.md"
+    cite(PAGE, rbm, "| 1 | **3.49, 3.49** |", "3.49", "3.68", "1.06", "6.38", "9.56", "9.55", "1.83", "2.74")
+    cite(PAGE, rbm, "| 1 | **3.49, 3.49** |", "3.5", "3.7", "6.4", "9.6", "1.8", "2.7")
+    cite(PAGE, rbm, "(git 8bcd450 + the peer timing", "1.0", "100", "60,000", "3")
+    cite(PAGE, rbm, "| 1 | 3.88, 3.85 |", "3.88", "3.85", "3.61", "3.58", "0.93")
+    cite(PAGE, rbm, "git 3386358 (uncommitted changes); 2026-11-22T02:15:38", "1.2")
 
 
-def test_rbm_exact_log_z_time_and_its_cost_per_state_and_unit():
-    cite(PAGE, "results_rbm.md", "Same run: exact log Z of a 784-20 RBM", "1.44")
+def test_rbm_exact_log_z_and_ais_times():
+    cite(PAGE, "results_rbm.md", "Same run: exact log Z of a 784-20 RBM", "1.44", "4.1", "100", "1,000")
     assert "1.8 ns per" in page(PAGE) and f"{1.44 / (2**20 * 784) * 1e9:.1f}" == "1.8"
+    assert round(4.1 * 14.5, -1) == 60 and "≈60 s for the 14,500 βs" in page(PAGE)
+
+
+def test_ais_against_the_exact_log_z():
+    ais = "results_rbm.md"
+    cite(PAGE, ais, "| 784-16 (195.09) | **kakusan forward, S–M 14,500 β", "+0.04", "0.05")
+    cite(PAGE, ais, "| 784-20 (210.99) | **kakusan forward, S–M 14,500 β", "+0.03", "0.13")
+    cite(PAGE, ais, "| 784-16 | **kakusan reverse, S–M 14,500 β", "+0.00")
+    cite(PAGE, ais, "| 784-20 | **kakusan reverse, S–M 14,500 β", "−0.06")
+    cite(PAGE, ais, "| 784-16 | rbms 0.6.0, linear 1,000 β", "0.26")
+    cite(PAGE, ais, "| 784-20 | rbms 0.6.0, linear 1,000 β", "0.93")
+    cite(PAGE, ais, "bench_ais.py --json ais.json", "5", "100")
 
 
 def test_rbm_race_to_a_test_log_likelihood():
-    cite(PAGE, "results_rbm.md", "kakusan reaches −100 nats in 20 s", "20", "77", "40", "160", "360")
+    rbm = "results_rbm.md"
+    cite(PAGE, rbm, "kakusan reaches −100 nats in 20 s", "20", "77", "40", "160", "360", "8", "18")
+    cite(PAGE, rbm, "| **kakusan** | **20.2 s**", "20", "−88.7", "141", "4.4")
+    cite(PAGE, rbm, "| scikit-learn, lr 0.05 |", "170", "−176.7", "4.3")
+    cite(PAGE, rbm, "| scikit-learn, lr 0.1 |", "159", "−167.3", "4.0")
+    cite(PAGE, rbm, "| rbms 0.6.0 |", "296", "−107.1", "7.4")
+    cite(PAGE, rbm, "| learnergy 2.0.2 |", "360", "−118.4", "9")
+    cite(PAGE, rbm, "log-likelihood on the 10,000 test rows", "10,000", "14,500", "32")
+
+
+def test_rbm_mnist_log_likelihood():
+    rbm = "results_rbm.md"
+    rows = {"| 30 epochs |": ("−88.48", "0.11", "−88.26", "0.08"),
+            "| 100 epochs |": ("18", "−86.50", "0.09", "−86.67", "0.08"),
+            "| 200 epochs |": ("19", "−86.09", "0.14", "−85.97", "0.08"),
+            "| **400 epochs** |": ("40", "−85.46", "0.09", "−85.52", "0.09")}
+    for entry, numbers in rows.items():
+        cite(PAGE, rbm, entry, *numbers)
+    assert f"{282 / 60:.1f}" == "4.7" and "| 30 epochs | 4.7 min |" in page(PAGE)   # 282 s
+    cite(PAGE, rbm, "± is one standard error (delta method", "100", "1.5", "0.2")
+    cite(PAGE, rbm, "**Result: −85.5 ± 0.1 nats after 40 minutes", "−85.5", "0.1", "40", "−86", "−86.34")
+    cite(PAGE, rbm, "PT-PCD on MNIST (same recipe", "10", "0.5", "30", "−87.62", "0.09", "−87.56", "0.07", "0.9", "2.2")
+    assert f"{631 / 60:.1f}" == "10.5" and "30 epochs in 10.5 min" in page(PAGE)   # 631 s
 
 
 def test_every_cell_of_the_inverse_ising_time_table_is_in_the_results_file():
