@@ -191,6 +191,72 @@ def test_rbm_mnist_log_likelihood():
     assert f"{631 / 60:.1f}" == "10.5" and "30 epochs in 10.5 min" in page(PAGE)   # 631 s
 
 
+def test_vae_likelihoods_and_their_cost():
+    vae = "results_vae.md"
+    cite(PAGE, vae, "| VAE, Burda nets, after phase 2 |", "1,295", "300", "87.17", "0.24", "−90.58", "0.25", "86.76",
+         "3,280")
+    cite(PAGE, vae, "(2,061 CPU-s)", "2,061", "630")
+    cite(PAGE, vae, "| HVAE, 10-minute configuration (below) |", "60", "88.09", "0.24", "−92.13", "0.25")
+    cite(PAGE, vae, "**Hierarchical VAE, 10-minute configuration**", "64", "32", "6,000", "60", "577")
+    cite(PAGE, vae, "(837 CPU-s)", "837")
+    cite(PAGE, vae, "The goal NLL ≤ 86.5 is missed by", "86.5", "0.67")
+
+
+def test_vae_speed_against_pythae():
+    vae = "results_vae.md"
+    cite(PAGE, vae, "| ms per training step (kakusan `train.fit`", "6.43", "6.90", "1.07")
+    cite(PAGE, vae, "| s per epoch (600 steps + evaluation", "3.98", "4.58", "1.15")
+    cite(PAGE, vae, "| NLL evaluation, k = 100: ms per image |", "0.86", "2.40")
+    cite(PAGE, vae, "| NLL evaluation, k = 100: images per second |", "2.78", "100")
+    cite(PAGE, vae, "(git 661c666 + these benchmark files", "3.7")
+    cite(PAGE, vae, "**Goals (per epoch ≥ 4×, NLL throughput ≥ 10×)", "4", "10")
+    cite(PAGE, vae, "Training: a bare hand-written torch step", "5.1")
+
+
+def test_the_mnist_diffusion_model():
+    mnist = "results_diffusion_mnist.md"
+    cite(PAGE, mnist, "| VLB |", "1.82", "0.11", "1,000", "50")
+    cite(PAGE, mnist, "| PF-ODE |", "1.74", "0.06", "566", "32")
+    cite(PAGE, mnist, "| dpm++2m 20 |", "87.8", scale=0.01)
+    cite(PAGE, mnist, "| dpm++2m 20 |", "29.3", "3.8", "0.60", "11.5", "500")
+    cite(PAGE, mnist, "| dpm++2m 20, w=2 |", "98.6", scale=0.01)
+    cite(PAGE, mnist, "| dpm++2m 20, w=3 |", "100", scale=0.01)
+    assert f"{100 * (0.986 * 0.014 / 500) ** 0.5:.1f}" == "0.5"   # the binomial s.e. of 98.6 % over 500 samples
+    cite(PAGE, mnist, "| ddpm 100 |", "16.2", "3.5", "0.78", "100")
+    cite(PAGE, mnist, "| dpm++2m 10 |", "32.9", "10")
+    cite(PAGE, mnist, "| ddim 20 |", "33.4", "0.65")
+    cite(PAGE, mnist, "| ddim 50 |", "30.1")
+    cite(PAGE, mnist, "| heun 10 |", "29.5")
+    cite(PAGE, "results_diffusion.md", "For scale: the default MNIST model", "0.204")
+    assert 4 * (60000 // 128) == 1872 and "4 epochs (1,872 steps)" in page(PAGE)
+    assert round(500 * 1000 * 0.204e9 / 1e12, -2) == 100 and "about 100 TFLOP" in page(PAGE)
+
+
+def test_the_fashion_diffusion_model():
+    fashion = "results_diffusion_fashion.md"
+    cite(PAGE, fashion, "| dpm++2m 20 |", "59.8", scale=0.01)
+    cite(PAGE, fashion, "| dpm++2m 20, w=2 |", "84.2", scale=0.01)
+    cite(PAGE, fashion, "| dpm++2m 20, w=3 |", "93.6", scale=0.01)
+    assert f"{100 * (0.936 * 0.064 / 500) ** 0.5:.1f}" == "1.1"
+    cite(PAGE, fashion, "| dpm++2m 20 |", "88", "7.6")
+    cite(PAGE, fashion, "| dpm++2m 20, w=2 |", "38")
+    cite(PAGE, fashion, "| dpm++2m 20, w=3 |", "33")
+    cite(PAGE, fashion, "| VLB |", "4.18", "0.28", "500")
+    cite(PAGE, fashion, "| PF-ODE |", "3.71", "0.24", "16")
+    assert 60000 // 128 == 468 and "1 epoch** (468 steps" in page(PAGE)
+
+
+def test_diffusion_speed_against_diffusers():
+    speed = "results_diffusion.md"
+    cite(PAGE, speed, "| s per training step (ε-MSE, Adam) |", "0.418", "0.52", "0.49", "0.54", "0.796", "0.63")
+    cite(PAGE, speed, "| s to sample 64 images", "1.93", "0.44", "0.38", "0.54", "4.45", "0.55", "64", "20")
+    cite(PAGE, speed, "| GFLOP per image (`FlopCounterMode`) |", "0.093", "0.038", "0.048")
+    cite(PAGE, speed, "(git 326a90e + the uncommitted diffusion files", "9.1", "9.6")
+    assert "the median over 12 repeats [range]" in (BENCHMARKS / speed).read_text(encoding="utf-8")
+    assert "median of 12 repeats [their range]" in page(PAGE)
+    cite(PAGE, speed, "**The speed comes from doing less", "1.3", "1.1")
+
+
 def test_every_cell_of_the_inverse_ising_time_table_is_in_the_results_file():
     assert check_cells(PAGE, "**Time of every solver**") >= 30
 
