@@ -289,3 +289,21 @@ def test_the_inverse_ising_race_against_coniii():
 def test_the_prompt_models_drawing_times_and_the_run_they_come_from():
     cite(PAGE, "results_prompt.md", "2026-12-06T08:24:07", "2", "0.4", "1.5")   # threads, load at start and end
     cite(PAGE, "results_prompt.md", "| speed |", "0.97", "6.6", "5", "3")
+
+
+def test_the_comparisons_over_seeds_cost():
+    cite(PAGE, SEEDS, "26.7 CPU-minutes in all", "26.7")
+
+
+def test_the_prompt_models_goals():
+    prompt = "results_prompt.md"
+    cite(PAGE, prompt, "| mnist | 99.8 ± 0.1 % | 1000 |", "99.8", "0.1")
+    cite(PAGE, prompt, "| fashion-mnist | 96.4 ± 0.6 % | 1000 |", "96.4", "0.6")
+    cite(PAGE, prompt, "| mnist | 99.9 ± 0.1 % | 1200 |", "99.9", "0.1")
+    cite(PAGE, prompt, "| fashion-mnist | 92.4 ± 0.8 % | 1200 |", "92.4", "0.8")
+    cite(PAGE, prompt, "| mnist | 97.0 ± 1.2 % |", "97.0", "1.2")
+    cite(PAGE, prompt, "## Zero-shot classification by the diffusion ELBO", "200", "32", "90", "10")
+    cite(PAGE, prompt, "| mnist | 500 | 45.5 ± 4.7 |", "500", "45.5", "4.7", "11.5")
+    cite(PAGE, prompt, "| fashion-mnist | 500 | 32.6 ± 2.9 |", "32.6", "2.9", "7.6")
+    cite(PAGE, "results_diffusion_mnist.md", "| dpm++2m 20, w=3 |", "63", "10")
+    cite(PAGE, "results_diffusion_fashion.md", "| dpm++2m 20, w=3 |", "33.1", "3.2")
