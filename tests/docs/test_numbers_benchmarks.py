@@ -9,7 +9,7 @@ a page edited away from its source, fails here.
 import re
 
 from page_numbers import BENCHMARKS, cite, page
-from test_numbers_mcmc_free import check_cells, table
+from test_numbers_mcmc_free import SIZES, SOLVERS, check_cells, table
 from test_numbers_rbm import seed_pair, seed_run
 
 PAGE = "benchmarks"
@@ -116,7 +116,8 @@ def test_one_chain_gets_stuck_where_replica_exchange_does_not():
     cite(PAGE, tempering, "| 16 single heat-bath chains |", "−43.118", "0.005", "−43.1255", "1.273", "0.063")
     cite(PAGE, tempering, "| 16 single heat-bath chains |", "1.3", scale=1e4)    # τ_int, sweeps
     cite(PAGE, tempering, "| 16 single heat-bath chains |", "1.15", scale=1e6)   # chain-sweeps
-    cite(PAGE, tempering, "| 16 PT systems × 12 replicas |", "−43.129", "0.007", "1.003", "21.5", "0.008", "16", "12")
+    cite(PAGE, tempering, "| 16 PT systems × 12 replicas |", "−43.129", "0.007", "1.003", "21.5", "0.008")
+    cite(PAGE, tempering, "| 16 PT systems × 12 replicas |", "16", "12")
     cite(PAGE, tempering, "| 16 PT systems × 12 replicas |", "1.15", scale=1e6)
 
 
@@ -187,7 +188,8 @@ def test_rbm_mnist_log_likelihood():
     assert f"{282 / 60:.1f}" == "4.7" and "| 30 epochs | 4.7 min |" in page(PAGE)   # 282 s
     cite(PAGE, rbm, "± is one standard error (delta method", "100", "1.5", "0.2")
     cite(PAGE, rbm, "**Result: −85.5 ± 0.1 nats after 40 minutes", "−85.5", "0.1", "40", "−86", "−86.34")
-    cite(PAGE, rbm, "PT-PCD on MNIST (same recipe", "10", "0.5", "30", "−87.62", "0.09", "−87.56", "0.07", "0.9", "2.2")
+    cite(PAGE, rbm, "PT-PCD on MNIST (same recipe", "10", "0.5", "30", "−87.62", "0.09", "−87.56", "0.07")
+    cite(PAGE, rbm, "PT-PCD on MNIST (same recipe", "0.9", "2.2")
     assert f"{631 / 60:.1f}" == "10.5" and "30 epochs in 10.5 min" in page(PAGE)   # 631 s
 
 
@@ -261,6 +263,29 @@ def test_diffusion_speed_against_diffusers():
 
 def test_every_cell_of_the_inverse_ising_time_table_is_in_the_results_file():
     assert check_cells(PAGE, "**Time of every solver**") >= 30
+
+
+def test_every_cell_of_the_inverse_ising_accuracy_table():
+    models = {"SK16 β=0.5": "SK N=16 β=0.5", "SK16 β=1": "SK N=16 β=1.0", "SK16 β=1.5": "SK N=16 β=1.5",
+              "SK64 β=1": "SK N=64 β=1", "EA 8×8 β=0.5": "EA 8×8 ±J β=0.5", "SK128 β=1": "SK N=128 β=1"}
+    solvers = dict(SOLVERS, **{"exact ML (ceiling)": "exact ML (L-BFGS)"})
+    cells = 0
+    for row in table("Relative coupling error ‖J − J*‖/‖J*‖:", PAGE):
+        model, size = models[row.pop("model")], SIZES[row.pop("M")]
+        for column, cell in row.items():
+            if cell != "—":
+                cite(PAGE, "results_inverse.md", f"| {model} | {size} | {solvers[column]} |", cell)
+                cells += 1
+    assert cells == 39
+
+
+def test_the_inverse_ising_speed_table_and_coniiis_mean_field():
+    inverse = "results_inverse.md"
+    cite(PAGE, inverse, "| SK N=64 β=1 | 1e5 | PLM sym |", "3.07", "50")
+    text = (BENCHMARKS / inverse).read_text(encoding="utf-8")
+    gaps = [float(g) for g in re.findall(r"max \|J − ours nMF\| = ([\d.e-]+)", text)]
+    assert max(gaps) == 7.1e-14 and "equals our nMF to ≤ 7.1e−14" in page(PAGE)
+    assert "| 0.3–130 ms per solve |" in page(PAGE) and "0.25 ms to 0.13 s" in page(PAGE)  # checked below
 
 
 def test_the_inverse_ising_race_against_coniii():
