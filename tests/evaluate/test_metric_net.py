@@ -211,3 +211,34 @@ def test_show_lists_a_damaged_file(tmp_path, monkeypatch, capsys):
     (tmp_path / "metric-nets" / "mnist.safetensors").write_bytes(b"junk")
     assert main(["metric-net", "show"]) == 0
     assert "damaged" in capsys.readouterr().out
+
+
+def test_cli_score_gives_what_evaluate_samples_gives(home, digits, tmp_path, capsys, fake_training):
+    """`metric-net score` of a .npy = evaluate_samples of the same images (FD, floor, class accuracy); real
+    images score near their floor, and bad files or labels are one line each."""
+    import numpy as np
+
+    samples, labels = tmp_path / "s.npy", tmp_path / "y.npy"
+    np.save(samples, digits.x_train[-300:].reshape(300, 8, 8).numpy())
+    np.save(labels, digits.y_train[-300:].numpy().astype(np.int64))
+    assert main(["metric-net", "score", str(samples), "--data", "digits", "--labels", str(labels), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    api = mn.evaluate_samples("digits", digits.x_train[-300:], labels=digits.y_train[-300:], progress=False)
+    for key in ("fd", "fd_stderr", "precision", "recall", "class_accuracy"):
+        assert out[key] == pytest.approx(api[key], rel=1e-12), key
+    assert out["floor"] == api["floor"] and out["cpu_seconds"] > 0 and out["class_accuracy"] > 0.97
+    assert main(["metric-net", "score", str(samples), "--data", "digits"]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("300 samples against 297 test images of digits: FD") and "class accuracy" not in line
+    np.save(tmp_path / "wide.npy", np.full((10, 8, 8), 255.0, dtype=np.float32))
+    np.save(tmp_path / "bad_y.npy", np.zeros(7, dtype=np.int64))
+    for argv, words in [
+        ([str(tmp_path / "missing.npy"), "--data", "digits"], ("no such data file",)),
+        ([str(tmp_path / "wide.npy"), "--data", "digits"], ("[0, 1]", "/ 255")),
+        ([str(samples), "--data", "digits", "--labels", str(tmp_path / "bad_y.npy")], ("--labels", "(300,)")),
+        ([str(samples), "--data", "cifar"], ("no metric net for 'cifar'",)),
+    ]:
+        assert main(["metric-net", "score", *argv]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and all(w in err[0] for w in words), err
+    assert fake_training == []  # the cached net was used
