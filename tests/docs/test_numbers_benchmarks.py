@@ -8,7 +8,7 @@ a page edited away from its source, fails here.
 
 import re
 
-from page_numbers import BENCHMARKS, cite, page
+from page_numbers import BENCHMARKS, cite, page, printed
 from test_numbers_mcmc_free import SIZES, SOLVERS, check_cells, table
 from test_numbers_rbm import seed_pair, seed_run
 
@@ -333,3 +333,147 @@ def test_the_prompt_models_goals():
     cite(PAGE, prompt, "| fashion-mnist | 500 | 32.6 ± 2.9 |", "32.6", "2.9", "7.6")
     cite(PAGE, "results_diffusion_mnist.md", "| dpm++2m 20, w=3 |", "63", "10")
     cite(PAGE, "results_diffusion_fashion.md", "| dpm++2m 20, w=3 |", "33.1", "3.2")
+
+
+CALIBRATION = "results_calibration.md"
+
+
+def _calibration_row(*parts: str) -> str:
+    """The one table row of results_calibration.md that contains every one of ``parts``."""
+    text = (BENCHMARKS / CALIBRATION).read_text(encoding="utf-8")
+    rows = [ln for ln in text.splitlines() if ln.startswith("| ") and all(p in ln for p in parts)]
+    assert len(rows) == 1, f"{len(rows)} rows of {CALIBRATION} contain {parts}"
+    return rows[0]
+
+
+def _cite_row(parts: tuple[str, ...], *numbers: str) -> None:
+    cite(PAGE, CALIBRATION, _calibration_row(*parts), *numbers)
+
+
+def test_the_calibration_commands_and_criterion():
+    cite(PAGE, CALIBRATION, "**calibrated** iff", "50", "0.75", "1.33", "2", "90", "1", "40")
+    cite(PAGE, CALIBRATION, "--ais-groups 100` (forward only", "784", "17", "0.2", "3", "7", "100")
+    cite(PAGE, CALIBRATION, "--only pt` (34 CPU-s", "34")
+    cite(PAGE, CALIBRATION, "--only deep` (about 7", "7", "2.3")
+
+
+def test_every_mcmc_and_ladder_cell_of_the_calibration_table():
+    for beta, sweeps, cpu, cells in (("1.0", "2000", "2", {"⟨E/N⟩, MCSE": ("1.01", "93"), "⟨m⟩, MCSE": ("1.07", "97"),
+                                                            "⟨E/N⟩, blocking": ("1.00", "93"),
+                                                            "⟨m⟩, blocking": ("1.06", "97")}),
+                                     ("1.5", "4000", "3", {"⟨E/N⟩, MCSE": ("1.13", "93"), "⟨m⟩, MCSE": ("1.14", "92"),
+                                                            "⟨E/N⟩, blocking": ("1.15", "92"),
+                                                            "⟨m⟩, blocking": ("1.14", "92")})):
+        for estimator, numbers in cells.items():
+            _cite_row((f"MCMC mean {estimator}", f"β = {beta},"), "100", *numbers, cpu, "12", beta.removesuffix(".0"), "4",
+                      sweeps)
+    cite(PAGE, CALIBRATION, "`diagnostics.blocking` was **too narrow**", "1.29", "1.46", "82", "88")
+    for method, low, high in (("BAR |", ("1.11", "95", "11"), ("0.95", "97", "19")),
+                              ("TI (Euler–Maclaurin trapezoid) |", ("1.09", "96", "11"), ("0.91", "97", "19"))):
+        _cite_row((f"along the ladder, {method}", "from 0 to 2.0"), "100", *low, "12", "10", "0", "2", "4")
+        _cite_row((f"along the ladder, {method}", "from 0 to 3.0"), *high, "3")
+
+
+def test_every_replica_exchange_cell_of_the_calibration_table():
+    _cite_row(("`ising sample --method pt`: ⟨E⟩",), "100", "0.87", "98", "10", "12", "2", "16", "1", "63")
+    _cite_row(("`ising sample --method pt`: ⟨m⟩",), "0.99", "94", "10")
+    _cite_row(("`ising sample --method gibbs`: ⟨m⟩",), "1.18", "89")
+    _cite_row(("coldest β = 2.5 |",), "100", "1.00", "98", "13", "12", "8", "2.5")
+    _cite_row(("all 8 β pooled",), "800", "1.02", "96", "13")
+
+
+def test_every_ais_cell_of_the_calibration_table():
+    _cite_row(("AIS forward, 100 runs, 14,500 β", "MNIST 784-18"),
+              "60", "0.85", "98", "1167", "100", "14,500", "0.2", "3", "213.2024")
+    cite(PAGE, CALIBRATION, "**Both directions are calibrated at the defaults", "7")   # seed 7
+    _cite_row(("AIS reverse, 100 runs, 14,500 β", "784-18"), "60", "1.08", "92", "1156")
+    _cite_row(("MNIST 784-16 CD-1 lr 0.25",), "50", "0.97", "96", "1139", "0.25", "204.2428")
+    _cite_row(("groups of one 6,000-run batch",), "60", "1.06", "98", "120", "1,450")
+    _cite_row(("60 separate calls",), "60", "1.02", "93", "185")
+    _cite_row(("MNIST 784-17 PCD-1 lr 0.2",), "100", "1.06", "91", "1859", "0.2", "3", "7", "243.9981")
+    _cite_row(("its first 50 groups alone",), "1.12", "88")
+
+
+def test_every_deep_model_cell_of_the_calibration_table():
+    ppca, binary, poor = "| pPCA D = 16, L = 4", "| binary VAE D = 10, L = 8 (256 states)", "N(0, 2²) (a poor q)"
+    # about E[NLL_k]: the page's ranges 0.97–1.15, 93–97 % and 0.1–26 CPU-s span exactly these rows
+    about = [[c.strip() for c in ln.split("|")] for ln in (BENCHMARKS / CALIBRATION).read_text(encoding="utf-8")
+             .splitlines() if ln.startswith("| IWAE NLL") and "about E[NLL_k]" in ln]
+    sd, coverage, cpu = ([float(r[i].rstrip(" %")) for r in about] for i in (5, 6, 11))
+    assert len(about) == 9 and (min(sd), max(sd), min(coverage), max(coverage), min(cpu), max(cpu)) == (
+        0.97, 1.15, 93, 97, 0.1, 26.4)
+    _cite_row((poor, "about E[NLL_k]"), "0.97", "97")
+    _cite_row(("k = 5, s.e.", binary, "about E[NLL_k]"), "1.15", "93")
+    _cite_row(("k = 5, s.e.", ppca, "about E[NLL_k]"), "0.1", "16", "4")
+    _cite_row(("k = 5000, s.e.", ppca, "about E[NLL_k]"), "93", "26", "5000")
+    _cite_row(("k = 5, s.e.", binary, "about E[NLL_k]"), "10", "8", "5")
+    for k, numbers in (("5", ("1.05", "83", "0.1")), ("50", ("1.04", "93", "0.2")), ("5000", ("1.06", "94", "26"))):
+        _cite_row((f"k = {k}, s.e. across 100 test points", ppca, "fresh test sets"), "100", *numbers)
+    _cite_row(("k = 50, s.e. across 1000 test points",), "1000", "1.02", "87", "2")
+    _cite_row(("k = 500, s.e. across 1000 test points",), "1.03", "94", "32")
+    for k, numbers in (("5", ("1.13", "4", "0.2")), ("50", ("1.01", "77", "0.4")), ("500", ("1.09", "94", "2")),
+                       ("5000", ("1.11", "95", "21"))):
+        _cite_row((f"k = {k}, s.e.", binary, "fresh test sets"), *numbers)
+    _cite_row((poor, "fresh test sets"), "0.93", "83", "19", "5000", "0", "2", "0.145")
+    _cite_row(("| VLB, stratified t", "Gaussian data N(0.3, 0.4² I), D = 16"), "100", "1.05", "95", "38", "16",
+              "2", "1000")
+    _cite_row(("| VLB, stratified t", "3-component Gaussian mixture"), "0.96", "95", "42", "3")
+    _cite_row(("| PF-ODE NLL", "fresh test sets"), "1.10", "96", "28.5", "3", "16")
+
+
+def test_the_calibration_prose():
+    cite(PAGE, CALIBRATION, "Pooled over the 6,000 runs", "6,000", "0.06", "3")       # k̂ ≤ 0.06; misses beyond 3 s.e.
+    cite(PAGE, CALIBRATION, "**Separate calls vs one split batch.**", "60", "100", "1,450")
+    cite(PAGE, CALIBRATION, "**The 784-17 PCD RBM**", "100", "5,000")
+    cite(PAGE, CALIBRATION, "AIS at non-default runs/βs", "1,450")
+    cite(PAGE, CALIBRATION, "pPCA, mean-field encoder (weights of infinite", "50", "100", "0.077", "0.29", "500", "1000")
+    cite(PAGE, CALIBRATION, "Binary VAE with a poor q", "5000", "0.162")
+    cite(PAGE, CALIBRATION, "the ± was huge", "−51", "16", "10", "15")                # L_0, D, its weight, the bound
+    cite(PAGE, CALIBRATION, "**Diffusion VLB, stratified t", "6.1", "2.6", "100", "16", "37", "1", "3.6", "1.05")
+    cite(PAGE, CALIBRATION, "a one-sided heavy tail at small n", "5.6")
+    cite(PAGE, CALIBRATION, "The bias has the promised sign in every row", "500", "14", "0.07")
+    cite(PAGE, CALIBRATION, "**PF-ODE likelihood, Hutchinson divergence", "0.63")
+
+
+def _calibration_cells(line: str) -> list[str]:
+    return [c.strip() for c in line.strip().strip("|").split("|")]
+
+
+def test_every_number_cell_of_the_calibration_table_is_its_rows_cell():
+    """seeds, sd(z), coverage and CPU-s of each page row, value by value ("a / b"), against the file's rows' cells."""
+    ppca, binary = "| pPCA D = 16, L = 4", "| binary VAE D = 10, L = 8 (256 states)"
+    fresh = lambda *parts: (*parts, "fresh test sets")  # noqa: E731
+    sources = [[(f"MCMC mean {q}, {how}", f"β = {beta},") for q in ("⟨E/N⟩", "⟨m⟩")]
+               for how in ("MCSE", "blocking") for beta in ("1.0", "1.5")]
+    sources += [[(f"along the ladder, {method} |", f"from 0 to {top}") for top in ("2.0", "3.0")]
+                for method in ("BAR", "TI (Euler–Maclaurin trapezoid)")]
+    sources += [[("`ising sample --method pt`: ⟨E⟩",), ("`ising sample --method pt`: ⟨m⟩",)],
+                [("coldest β = 2.5 |",), ("all 8 β pooled",)],
+                [("AIS forward, 100 runs, 14,500 β", "MNIST 784-18")], [("AIS reverse, 100 runs, 14,500 β",)],
+                [("MNIST 784-16 CD-1 lr 0.25",)], [("groups of one 6,000-run batch",), ("60 separate calls",)],
+                [("MNIST 784-17 PCD-1 lr 0.2",)],
+                None,   # about E[NLL_k]: ranges, checked in test_every_deep_model_cell_of_the_calibration_table
+                [fresh(f"k = {k}, s.e. across 100 test points", ppca) for k in (5, 50, 5000)],
+                [(f"k = {k}, s.e. across 1000 test points",) for k in (50, 500)],
+                [fresh(f"k = {k}, s.e.", binary) for k in (5, 50, 500, 5000)],
+                [fresh("N(0, 2²) (a poor q)")],
+                [fresh("| VLB, stratified t", "Gaussian data"), fresh("| VLB, stratified t", "3-component")],
+                [fresh("| PF-ODE NLL",)]]
+    rows = table("quotes one such share.", PAGE)
+    assert len(rows) == len(sources) == 20
+    columns = {"seeds": 2, "sd(z)": 4, "±2 s.e. coverage": 5, "CPU-s": 10}   # their places in the file's rows
+    cells = 0
+    for row, parts in zip(rows, sources):
+        if parts is None:
+            assert (row["sd(z)"], row["±2 s.e. coverage"], row["CPU-s"]) == ("0.97–1.15", "93–97 %", "0.1–26")
+            continue
+        found = [_calibration_cells(_calibration_row(*p)) for p in parts]
+        for column, index in columns.items():
+            shown = row[column].removesuffix(" %").split(" / ")
+            shown = shown * len(found) if len(shown) == 1 else shown
+            assert len(shown) == len(found), (column, row)
+            for value, cells_of in zip(shown, found):
+                source = cells_of[index].removesuffix(" %")
+                assert printed(float(source), len(value.partition(".")[2])) == value, (column, value, source, row)
+                cells += 1
+    assert cells == 140   # 35 of the file's rows × 4 columns
