@@ -99,3 +99,10 @@ def test_the_mnist_results_of_section_7_are_those_of_the_results_file():
     cite(PAGE, results, "HVAE, 10-minute configuration", "−92.13", "88.09", "0.24", "60")
     cite(PAGE, results, "missed by 0.67 nats", "0.67", "86.76", "3,280")
     cite(PAGE, results, "577 CPU-s of training", "577")
+
+
+def test_the_fashion_mnist_bits_per_dim_of_section_7():
+    results = "results_vae.md"
+    cite(PAGE, results, "| VAE, Burda nets, discretised logistic |", "150", "3.512", "0.010", "3.468", "15")
+    cite(PAGE, results, "(1,184 CPU-s)", "1,184")
+    cite(PAGE, "results_diffusion_fashion.md", "| VLB |", "4.18", "0.28")
