@@ -48,6 +48,7 @@ def main() -> int:
     p.add_argument("--n-samples", type=int, default=500, help="samples per FD point")
     p.add_argument("--guidance", type=float, nargs="*", default=[2.0], help="extra guidance scales (dpm++2m, 20)")
     p.add_argument("--skip-nll", action="store_true")
+    p.add_argument("--skip-ode", action="store_true", help="the VLB row without the PF-ODE one")
     p.add_argument("--unconditional", action="store_true", help="a conditional run's null class (no guidance rows)")
     p.add_argument("--append", action="store_true", help="add the rows to the table in --out, keeping the rest")
     p.add_argument("--samplers", default=",".join(f"{a}:{b}" for a, b in SAMPLERS),
@@ -72,7 +73,8 @@ def main() -> int:
 
     if not args.skip_nll:
         record("VLB", "--nll", "vlb", "--rows", str(args.rows), "--n-t", "50")
-        record("PF-ODE", "--nll", "ode", "--rows", str(args.ode_rows))
+        if not args.skip_ode:
+            record("PF-ODE", "--nll", "ode", "--rows", str(args.ode_rows))
     for sampler, steps in (pair.split(":") for pair in args.samplers.split(",") if pair):
         record(f"{sampler} {steps}", "--nll", "none", "--fd", "--n-samples", str(args.n_samples), "--sampler", sampler,
                "--steps", str(steps))

@@ -50,5 +50,9 @@ def test_the_mnist_model_of_section_8():
     cite(PAGE, MNIST, "| dpm++2m 20, w=2 |", "98.6", scale=0.01)
     cite(PAGE, MNIST, "| dpm++2m 20, w=3 |", "63", "10")
     cite(PAGE, MNIST, "| dpm++2m 20, w=3 |", "100", scale=0.01)
+    cite(PAGE, MNIST, "| appended: VLB, unconditional |", "1.79", "0.03", "1,000")
+    cite(PAGE, MNIST, "| appended: PF-ODE, unconditional |", "1.75", "0.05", "32")
+    cite(PAGE, MNIST, "| appended: dpm++2m 20, unconditional |", "92", "7")
+    cite(PAGE, MNIST, "| appended: ddpm 100, unconditional |", "64", "5")
     assert "98.6 ± 0.5 %" in page(PAGE) and f"{100 * math.sqrt(0.986 * 0.014 / 500):.1f}" == "0.5"  # binomial s.e.
 
