@@ -51,6 +51,8 @@ def test_the_mnist_model_of_section_8():
     cite(PAGE, MNIST, "| dpm++2m 20, w=3 |", "63", "10")
     cite(PAGE, MNIST, "| dpm++2m 20, w=3 |", "100", scale=0.01)
     cite(PAGE, MNIST, "| appended: VLB, unconditional |", "1.79", "0.03", "1,000")
+    cite(PAGE, MNIST, "| appended: ddpm 1000 |", "12.5", "3.5", "2,295")
+    assert f"{29.3 / 12.5:.1f}" == "2.3" and "2.3 times its FD" in page(PAGE)
     cite(PAGE, MNIST, "| appended: PF-ODE, unconditional |", "1.75", "0.05", "32")
     cite(PAGE, MNIST, "| appended: dpm++2m 20, unconditional |", "92", "7")
     cite(PAGE, MNIST, "| appended: ddpm 100, unconditional |", "64", "5")
