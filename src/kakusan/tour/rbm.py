@@ -48,7 +48,9 @@ def section(ctx: TourContext) -> Section:
     sec.figures.append((figures.line_plot(curves, ctx.figure("rbm_loglik.png"), x=epochs_axis, xlabel="epoch",
                                           ylabel="mean log-likelihood (nats)",
                                           title=f"64-{n_hidden} RBM on binarised digits"),
-                        "Exact test log-likelihood during training (log Z by enumerating the hidden layer)."))
+                        "Exact test log-likelihood during training (log Z by enumerating the hidden layer). One "
+                        "training seed, so the curves do not rank the methods: benchmarks/results_seeds.md repeats "
+                        "the comparison over 16 seeds."))
     best = models["pcd"]
     sec.figures.append((filters_figure(best, (8, 8), ctx.figure("rbm_filters.png")),
                         "Filters: each hidden unit's weights as an 8×8 image (grey 0, white positive, black negative)."))
