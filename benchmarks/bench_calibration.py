@@ -263,15 +263,21 @@ def trained_rbm(n_hidden: int, lr: float, epochs: int, seed: int, method: str = 
     return model, data
 
 
-def ais_raw(case: str, groups: int, raw: Path) -> dict:
-    """Forward and reverse (exact starts) log weights of groups × 100 runs at the defaults (only the directions of
-    :data:`AIS_DIRECTIONS`); cached in ``raw``."""
+def ais_directions(case: str, only: tuple[str, ...] | None = None) -> tuple[str, ...]:
+    """The directions annealed for ``case``: ``only`` if given (``--ais-directions``), else :data:`AIS_DIRECTIONS`'
+    entry, else both."""
+    return tuple(only) if only else AIS_DIRECTIONS.get(case, ("forward", "reverse"))
+
+
+def ais_raw(case: str, groups: int, raw: Path, only: tuple[str, ...] | None = None) -> dict:
+    """Forward and reverse (exact starts) log weights of groups × 100 runs at the defaults (the directions of
+    :func:`ais_directions`); cached in ``raw``."""
     from kakusan.rbm import exact
     from kakusan.rbm.ais import ais, reverse_ais
 
     settings = AIS_CASES[case]
     method = settings[4] if len(settings) > 4 else "cd"
-    directions = AIS_DIRECTIONS.get(case, ("forward", "reverse"))
+    directions = ais_directions(case, only)
     path = raw / (case.split(" ")[0] + ("" if method == "cd" else f"-{method}") + f"-{settings[1]}.pt")
     out: dict = torch.load(path) if path.exists() else {}
     if all(len(out.get(d, ())) >= groups * 100 for d in directions):
@@ -290,9 +296,9 @@ def ais_raw(case: str, groups: int, raw: Path) -> dict:
         t0 = time.process_time()
         if direction == "forward":
             res = ais(model, data.train, n_runs=n, generator=1001 + have)
-            out["log_z_base"] = res.log_z_base
         else:
             res = reverse_ais(model, exact.sample(model, n, generator=2002 + have), data.train, generator=3003 + have)
+        out["log_z_base"] = res.log_z_base  # the same base for both directions
         out[direction] = res.log_w if not have else torch.cat([out[direction], res.log_w])
         out[f"cpu_{direction}"] = out.get(f"cpu_{direction}", 0.0) + time.process_time() - t0
     raw.mkdir(parents=True, exist_ok=True)
@@ -300,13 +306,14 @@ def ais_raw(case: str, groups: int, raw: Path) -> dict:
     return out
 
 
-def ais_cases(groups: int, raw: Path, names: list[str]) -> tuple[list[Calibration], list[dict]]:
+def ais_cases(groups: int, raw: Path, names: list[str],
+              only: tuple[str, ...] | None = None) -> tuple[list[Calibration], list[dict]]:
     from kakusan.rbm.ais import ais_from_weights
 
     out, misses = [], []
     for case in names:
-        r = ais_raw(case, groups, raw)
-        for direction in AIS_DIRECTIONS.get(case, ("forward", "reverse")):
+        r = ais_raw(case, groups, raw, only)
+        for direction in ais_directions(case, only):
             lw = r[direction][: groups * 100].reshape(groups, 100)
             results = [ais_from_weights(w, r["log_z_base"], direction, 14_500) for w in lw]
             cpu = r[f"cpu_{direction}"] * groups * 100 / len(r[direction])
@@ -473,6 +480,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="examples of the reference runs for E[NLL_k] and the mixture's E[VLB] (×100 for its entropy)")
     p.add_argument("--ais-groups", type=int, default=60, help="independent 100-run AIS estimates per case")
     p.add_argument("--ais-cases", nargs="+", default=list(AIS_CASES)[:1], choices=list(AIS_CASES))
+    p.add_argument("--ais-directions", nargs="+", choices=("forward", "reverse"), default=None,
+                   help="anneal only these directions (default: both, or the case's own in AIS_DIRECTIONS)")
     p.add_argument("--raw", type=Path, default=HERE / ".cache" / "calibration", help="cache of AIS log weights")
     p.add_argument("--json", type=Path, default=None, help="also write the rows as JSON")
     args = p.parse_args(argv)
@@ -486,7 +495,8 @@ def main(argv: list[str] | None = None) -> int:
     if "pt" in args.only:
         results += pt_cases(args.seeds)
     if "ais" in args.only:
-        cals, misses = ais_cases(args.ais_groups, args.raw, args.ais_cases)
+        cals, misses = ais_cases(args.ais_groups, args.raw, args.ais_cases,
+                                   args.ais_directions)
         results += cals
     if "deep" in args.only:
         results += deep_cases(args.deep_seeds, args.deep_ref)

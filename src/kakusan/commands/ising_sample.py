@@ -135,6 +135,16 @@ def _run_pt(args: argparse.Namespace, kernel, betas, n_kept: int, g):
     return result.trace.observables, tempering
 
 
+# Above this R-hat the chains disagree and the MCSE, which assumes they sample one distribution, is a lower bound on
+# the uncertainty. 1.1 (Gelman et al.), not 1.01: at the default 63 kept sweeps R-hat is noisy. On the 12-spin SK
+# glass at β = 2 (benchmarks/results_calibration.md, 40 seeds) replica exchange, calibrated, gave R-hat ≤ 1.11 for
+# m and ≤ 1.05 for E; single-site Gibbs gave 1.06–1.18 for E (calibrated) and 1.38–1.93 for m (±2 MCSE covering 89 %).
+RHAT_LIMIT = 1.1
+MCSE_MEANS = ("MCSE: one standard error of the mean from τ_int (Sokal window, c = 5) over the chains; calibrated "
+              "against exact means across seeds (z sd 0.87–1.14, benchmarks/results_calibration.md) where R-hat ≤ "
+              f"{RHAT_LIMIT}")
+
+
 def _diagnostics(trace: dict, model) -> dict:
     """Per observable: mean, MCSE, τ_int, ESS, R-hat (and the exact mean for N ≤ EXACT_CHECK_SPINS)."""
     from kakusan.mcmc import diagnostics
@@ -149,8 +159,9 @@ def _diagnostics(trace: dict, model) -> dict:
     table = {}
     for name in ("energy", "magnetization"):
         est = diagnostics.estimate(trace[name])
+        rhat = float(diagnostics.rhat(trace[name]))
         row = {"mean": float(est.mean), "mcse": float(est.error), "tau_int": float(est.tau), "ess": float(est.ess),
-               "rhat": float(diagnostics.rhat(trace[name]))}
+               "rhat": rhat, "mcse_is_lower_bound": not rhat <= RHAT_LIMIT}
         if name in exact:
             row["exact"] = exact[name]
         table[name] = row
@@ -164,6 +175,12 @@ def _print_table(table: dict, tempering: dict | None) -> None:
     for name, r in table.items():
         line = f"{name:<14}{r['mean']:>12.5g}{r['mcse']:>11.2g}{r['tau_int']:>9.3g}{r['ess']:>10.4g}{r['rhat']:>8.4f}"
         print(line + (f"{r['exact']:>12.5g}" if "exact" in r else ""))
+    print(MCSE_MEANS)
+    for name, r in table.items():
+        if r["mcse_is_lower_bound"]:
+            print(f"warning: R-hat of {name} is {r['rhat']:.3g} > {RHAT_LIMIT}: the chains disagree, so its MCSE is a "
+                  "lower bound on the true uncertainty; run longer (-n, --burn-in)"
+                  + ("" if tempering is not None else " or use --method pt"))
     if tempering is not None:
         print("swap acceptance per pair:", " ".join(f"{a:.2f}" for a in tempering["swap_acceptance"]))
         print(f"round trips: {tempering['round_trips']} ({tempering['round_trips_per_10k_sweeps']:.3g} per 10^4 "
