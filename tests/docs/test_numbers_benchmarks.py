@@ -356,7 +356,7 @@ def _cite_row(parts: tuple[str, ...], *numbers: str) -> None:
 def test_the_calibration_commands_and_criterion():
     cite(PAGE, CALIBRATION, "**calibrated** iff", "50", "0.75", "1.33", "2", "90", "1", "40")
     cite(PAGE, CALIBRATION, "--ais-groups 100` (forward only", "784", "17", "0.2", "3", "7", "100")
-    cite(PAGE, CALIBRATION, "--only pt` (34 CPU-s", "34")
+    cite(PAGE, CALIBRATION, "--only pt` (107 CPU-s", "107")
     cite(PAGE, CALIBRATION, "--only deep` (about 7", "7", "2.3")
 
 
@@ -378,11 +378,21 @@ def test_every_mcmc_and_ladder_cell_of_the_calibration_table():
 
 
 def test_every_replica_exchange_cell_of_the_calibration_table():
-    _cite_row(("`ising sample --method pt`: ⟨E⟩",), "100", "0.87", "98", "10", "12", "2", "16", "1", "63")
-    _cite_row(("`ising sample --method pt`: ⟨m⟩",), "0.99", "94", "10")
-    _cite_row(("`ising sample --method gibbs`: ⟨m⟩",), "1.18", "89")
-    _cite_row(("coldest β = 2.5 |",), "100", "1.00", "98", "13", "12", "8", "2.5")
-    _cite_row(("all 8 β pooled",), "800", "1.02", "96", "13")
+    printed, before = "what it prints", "what it printed before"
+    defaults = "`kakusan ising sample --method pt --seed S` defaults"
+    _cite_row(("`ising sample --method pt`: ⟨E⟩", printed, defaults), "100", "0.82", "98", "7", "12", "2", "16", "1",
+              "63")
+    _cite_row(("`ising sample --method pt`: ⟨m⟩", printed, defaults), "0.95", "95", "7")
+    _cite_row(("`ising sample --method pt`: ⟨E⟩", before, defaults), "0.87")
+    _cite_row(("`ising sample --method pt`: ⟨m⟩", before, defaults), "0.99")
+    _cite_row(("`ising sample --method gibbs`: ⟨m⟩", printed), "1.15", "90")
+    _cite_row(("`ising sample --method gibbs`: ⟨m⟩", before), "1.18", "89")
+    _cite_row(("`ising sample --method pt`: ⟨m⟩", printed, "`--adapt 8`"), "1.02", "96", "8")
+    _cite_row(("`ising sample --method pt`: ⟨m⟩", printed, "N = 20, β = 2", "the defaults"), "1.08", "92", "20")
+    _cite_row(("`ising sample --method pt`: ⟨m⟩", printed, "N = 20, β = 3", "the defaults"), "1.24", "92", "3")
+    _cite_row(("`ising sample --method pt`: ⟨m⟩", before, "N = 20, β = 3", "the defaults"), "1.32", "87")
+    _cite_row(("coldest β = 2.5 |",), "100", "1.00", "98", "10", "12", "8", "2.5")
+    _cite_row(("all 8 β pooled",), "800", "1.02", "96", "10")
 
 
 def test_every_ais_cell_of_the_calibration_table():
@@ -450,7 +460,10 @@ def test_every_number_cell_of_the_calibration_table_is_its_rows_cell():
                for how in ("MCSE", "blocking") for beta in ("1.0", "1.5")]
     sources += [[(f"along the ladder, {method} |", f"from 0 to {top}") for top in ("2.0", "3.0")]
                 for method in ("BAR", "TI (Euler–Maclaurin trapezoid)")]
-    sources += [[("`ising sample --method pt`: ⟨E⟩",), ("`ising sample --method pt`: ⟨m⟩",)],
+    pt, printed_mcse = "`ising sample --method pt`:", "what it prints"
+    sources += [[(f"{pt} ⟨E⟩", printed_mcse, "defaults: 16"), (f"{pt} ⟨m⟩", printed_mcse, "defaults: 16")],
+                [(f"{pt} ⟨m⟩", printed_mcse, "`--adapt 8`"), (f"{pt} ⟨m⟩", printed_mcse, "N = 20, β = 2", "the defaults"),
+                 (f"{pt} ⟨m⟩", printed_mcse, "N = 20, β = 3", "the defaults")],
                 [("coldest β = 2.5 |",), ("all 8 β pooled",)],
                 [("AIS forward, 100 runs, 14,500 β", "MNIST 784-18")], [("AIS reverse, 100 runs, 14,500 β",)],
                 [("MNIST 784-16 CD-1 lr 0.25",)], [("groups of one 6,000-run batch",), ("60 separate calls",)],
@@ -463,7 +476,7 @@ def test_every_number_cell_of_the_calibration_table_is_its_rows_cell():
                 [fresh("| VLB, stratified t", "Gaussian data"), fresh("| VLB, stratified t", "3-component")],
                 [fresh("| PF-ODE NLL",)]]
     rows = table("quotes one such share.", PAGE)
-    assert len(rows) == len(sources) == 20
+    assert len(rows) == len(sources) == 21
     columns = {"seeds": 2, "sd(z)": 4, "±2 s.e. coverage": 5, "CPU-s": 10}   # their places in the file's rows
     cells = 0
     for row, parts in zip(rows, sources):
@@ -479,4 +492,4 @@ def test_every_number_cell_of_the_calibration_table_is_its_rows_cell():
                 source = cells_of[index].removesuffix(" %")
                 assert printed(float(source), len(value.partition(".")[2])) == value, (column, value, source, row)
                 cells += 1
-    assert cells == 140   # 35 of the file's rows × 4 columns
+    assert cells == 152   # 38 of the file's rows × 4 columns

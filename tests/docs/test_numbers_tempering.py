@@ -100,7 +100,7 @@ def test_the_tours_r_hat_of_stuck_and_tempered_chains(tmp_path):
 def test_the_r_hat_warning_of_ising_sample():
     """The coverage of single-site Gibbs' ⟨m⟩ ± MCSE that the page gives as the reason for the R-hat warning (the
     warning itself: tests/cli/test_ising_mcmc_cli.py and tests/mcmc/test_pt_calibration.py)."""
-    cite(PAGE, CALIBRATION, "| `ising sample --method gibbs`: ⟨m⟩ ± MCSE", "89")
+    cite(PAGE, CALIBRATION, "| `ising sample --method gibbs`: ⟨m⟩ ± MCSE, τ_int alone", "89")
     from kakusan.commands.ising_sample import RHAT_LIMIT
 
     assert f"R-hat exceeds {RHAT_LIMIT}" in page(PAGE).replace("\n", " ")

@@ -119,3 +119,17 @@ def test_short_traces_are_refused():
         diagnostics.rhat(torch.randn(3, 2))
     with pytest.raises(KakusanError):
         diagnostics.integrated_time(torch.randn(1))
+
+
+def test_between_chain_error_matches_the_analytic_error_of_ar1_chains():
+    """sd(chain means)/√m against √(Var · τ / (n m)) of AR(1) chains, long ones and ones only 4 τ long (it needs
+    no autocorrelation window, only independent chains)."""
+    rho, n, m = 0.9, 2**12, 256
+    truth = math.sqrt(tau_ar1(rho) / (1 - rho**2) / (n * m))
+    assert abs(float(diagnostics.between_chain_error(ar1(rho, n, m, seed=7))) / truth - 1) < 0.1
+    rho, n = 0.99, 800  # τ = 199 steps: 4 τ per chain
+    truth = math.sqrt(tau_ar1(rho) / (1 - rho**2) / (n * m))
+    short = ar1(rho, n, m, seed=8)
+    assert abs(float(diagnostics.between_chain_error(short)) / truth - 1) < 0.1
+    with pytest.raises(KakusanError, match="at least 2 chains"):
+        diagnostics.between_chain_error(torch.randn(100, 1))

@@ -122,6 +122,20 @@ def mcse(x, *, c: float = 5.0) -> Tensor:
     return torch.sqrt(var * integrated_time(x, c=c) / (n * m))
 
 
+def between_chain_error(x) -> Tensor:
+    """Standard error of the grand mean from the spread of the chain means, sd(chain means) / √m: (...).
+
+    Needs m ≥ 2 independent chains, each started afresh and equilibrated; then it holds whatever the
+    autocorrelation within a chain, which τ_int from a short run can underestimate (a chain no longer than its own
+    slow mode). With m chains it is itself uncertain by about 1/√(2(m − 1)) (18 % at m = 16).
+    """
+    x = _as_chains(x)
+    m = x.shape[1]
+    if m < 2:
+        raise KakusanError(f"between_chain_error needs at least 2 chains, got {m}")
+    return x.mean(0).std(0) / math.sqrt(m)
+
+
 def estimate(x, *, c: float = 5.0) -> Estimate:
     """Mean, MCSE from τ_int, τ_int and ESS of a trace (n_steps, n_chains, ...) in one call."""
     x = _as_chains(x)
