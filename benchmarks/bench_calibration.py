@@ -41,6 +41,11 @@ coverage ≥ 90 %). Cases:
     .venv/bin/python benchmarks/bench_calibration.py --only ais --ais-groups 60             # ~40 CPU-min per RBM
     .venv/bin/python benchmarks/bench_calibration.py --only deep                            # IWAE, VLB, PF-ODE
     .venv/bin/python benchmarks/bench_calibration.py --only vlb                             # the VLB rows alone
+    .venv/bin/python benchmarks/bench_calibration.py --only fd                              # FD's s.e.
+
+* **The Fréchet distance** (``--only fd``): the FD ± of sample quality (``fd_with_error``) over fresh draws of
+  500 "samples" (training images, and noisy ones) against the fixed MNIST test set, about E[FD̂₅₀₀] from 1,000
+  more draws; the row bootstrap it replaced beside it. About 7 CPU-minutes.
 
 Prints the table (the rows of ``benchmarks/results_calibration.md``), then every AIS group that missed by more
 than 2.5 s.e. or was flagged by the tail diagnostic; ``--json`` also writes the rows.
@@ -255,10 +260,15 @@ AIS_CASES = {  # name: (hidden, lr, epochs, seed[, method]) of an RBM trained on
     "784-18 CD-1 lr 0.2, 3 epochs (issue 16)": (18, 0.2, 3, 7),
     "784-16 CD-1 lr 0.25, 3 epochs": (16, 0.25, 3, 7),
     "784-17 PCD-1 lr 0.2, 3 epochs, seed 7": (17, 0.2, 3, 7, "pcd"),
+    "784-24 CD-1 lr 0.2, 3 epochs, seed 7": (24, 0.2, 3, 7),
 }
-AIS_DIRECTIONS = {  # cases annealed in one direction only (the default is both)
+AIS_DIRECTIONS = {  # cases annealed in other directions than forward and reverse (exact starts)
     "784-17 PCD-1 lr 0.2, 3 epochs, seed 7": ("forward",),
+    # beyond EXACT_START_LIMIT hidden units `rbm evaluate` starts reverse AIS from Gibbs chains (1000 sweeps from
+    # test rows); 2^24 hidden states still give log Z exactly
+    "784-24 CD-1 lr 0.2, 3 epochs, seed 7": ("reverse-gibbs",),
 }
+GIBBS_START_SWEEPS = 1000  # `rbm evaluate --reverse-steps` default
 
 
 def trained_rbm(n_hidden: int, lr: float, epochs: int, seed: int, method: str = "cd"):
@@ -308,8 +318,13 @@ def ais_raw(case: str, groups: int, raw: Path, only: tuple[str, ...] | None = No
         t0 = time.process_time()
         if direction == "forward":
             res = ais(model, data.train, n_runs=n, generator=1001 + have)
-        else:
+        elif direction == "reverse":
             res = reverse_ais(model, exact.sample(model, n, generator=2002 + have), data.train, generator=3003 + have)
+        else:  # reverse-gibbs, as `rbm evaluate` starts it above EXACT_START_LIMIT hidden units: one chain per run
+            g = torch.Generator().manual_seed(4004 + have)
+            start = data.test[torch.randint(0, len(data.test), (n,), generator=g)]
+            v0 = model.sample(n, g, n_steps=GIBBS_START_SWEEPS, v0=start)
+            res = reverse_ais(model, v0, data.train, generator=5005 + have)
         out["log_z_base"] = res.log_z_base  # the same base for both directions
         out[direction] = res.log_w if not have else torch.cat([out[direction], res.log_w])
         out[f"cpu_{direction}"] = out.get(f"cpu_{direction}", 0.0) + time.process_time() - t0
@@ -329,11 +344,13 @@ def ais_cases(groups: int, raw: Path, names: list[str],
             lw = r[direction][: groups * 100].reshape(groups, 100)
             results = [ais_from_weights(w, r["log_z_base"], direction, 14_500) for w in lw]
             cpu = r[f"cpu_{direction}"] * groups * 100 / len(r[direction])
+            starts = {"reverse": ", exact starts",
+                      "reverse-gibbs": f", starts from {GIBBS_START_SWEEPS} Gibbs sweeps from test rows"}
             cal = from_estimates([a.log_z for a in results], [a.log_z_stderr for a in results], r["exact"],
-                                 estimator=f"AIS {direction}, 100 runs, 14,500 β, delta-method s.e.",
-                                 case=f"MNIST {case}, log Z {r['exact']:.4f}" + (", exact starts" if direction ==
-                                                                                 "reverse" else ""),
-                                 bound="lower" if direction == "forward" else "upper", cpu_seconds=cpu)
+                                 estimator=f"AIS {direction.split('-')[0]}, 100 runs, 14,500 β, delta-method s.e.",
+                                 case=f"MNIST {case}, log Z {r['exact']:.4f}" + starts.get(direction, ""),
+                                 # from Gibbs starts reverse AIS is an upper bound only if the chains have mixed
+                                 bound={"forward": "lower", "reverse": "upper"}.get(direction), cpu_seconds=cpu)
             flagged = [a.tail.warning() is not None for a in results]
             for g, (z, f, a) in enumerate(zip(cal.z, flagged, results)):
                 if abs(z) > 2.5 or f:
@@ -471,6 +488,62 @@ def deep_cases(seeds: int, n_ref: int) -> list[Calibration]:
     return iwae_cases(seeds, n_ref) + vlb_cases(seeds, n_ref) + ode_cases(seeds, n_ref)
 
 
+# ---------------------------------------------------------------- the Fréchet distance's s.e. (sample quality)
+
+FD_SAMPLES = 500  # what `diffusion evaluate --fd` and `metric-net score` score by default
+FD_NOISE = (0.1, 0.25)  # pixel noise of the "generators" farther from the data
+
+
+def fd_cases(seeds: int, n_ref: int = 1000) -> list[Calibration]:
+    """The FD ± that ``diffusion evaluate --fd`` / ``metric-net score`` print (``fd_with_error``: Gaussian
+    resamples of the samples, the reference fixed), and the row bootstrap it replaced, on MNIST in the metric
+    net's features against all 10,000 test images. Three "generators" whose every draw is fresh: 500 training
+    images (the real-data floor), and training images with Gaussian pixel noise σ = 0.1 and 0.25 (clipped to
+    [0, 1]; the noise drawn once for the first 20,000 images, whose features are then the population). The exact
+    answer is E[FD̂₅₀₀] against the fixed reference, the mean over ``n_ref`` independent draws (its s.e. in the
+    case column): the ± is a spread, not a bias correction, so the bias is out of the question asked."""
+    from kakusan.data import load
+    from kakusan.evaluate.metric_net import embed, get_metric_net
+    from kakusan.evaluate.sample_quality import fd_with_error, frechet_distance, gaussian_stats
+
+    ds = load("mnist")
+    net = get_metric_net("mnist", progress=False)
+    ref = embed(net, ds.x_test)[0].double()
+    mu_r, cov_r = gaussian_stats(ref)
+    x = torch.as_tensor(ds.x_train[:20_000]).float()
+    x = x / 255 if x.max() > 1 else x
+    sources = {"500 training images (the real-data floor)": embed(net, ds.x_train)[0].double()}
+    for sigma in FD_NOISE:
+        noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(5)) * sigma
+        sources[f"training images + N(0, {sigma:g}²) pixel noise"] = embed(net, (x + noise).clamp(0, 1))[0].double()
+    out = []
+    for label, pool in sources.items():
+        t0 = time.process_time()
+        pick = lambda g: pool[torch.randperm(len(pool), generator=g)[:FD_SAMPLES]]  # noqa: E731
+        g = torch.Generator().manual_seed(0)
+        draws = np.array([frechet_distance(*gaussian_stats(pick(g)), mu_r, cov_r) for _ in range(n_ref)])
+        truth, truth_se = float(draws.mean()), float(draws.std(ddof=1) / math.sqrt(n_ref))
+        values, gauss, rows = [], [], []
+        for seed in range(seeds):
+            a = pick(torch.Generator().manual_seed(10_000 + seed))
+            est = fd_with_error(a, ref, 50, seed)
+            values.append(est.value)
+            gauss.append(est.stderr)
+            g = torch.Generator().manual_seed(20_000 + seed)  # the row bootstrap (both sets resampled), as before
+            rows.append(np.std([frechet_distance(*gaussian_stats(a[torch.randint(0, len(a), (len(a),), generator=g)]),
+                                                 *gaussian_stats(ref[torch.randint(0, len(ref), (len(ref),),
+                                                                                   generator=g)]))
+                                for _ in range(50)], ddof=1))
+        cpu = time.process_time() - t0
+        case = (f"MNIST metric-net features (128), {FD_SAMPLES} samples against the 10,000 test images; {label}; "
+                f"E[FD̂] = {truth:.2f} ± {truth_se:.2f} ({n_ref} draws; sd {draws.std(ddof=1):.2f})")
+        for err, how in ((gauss, "50 Gaussian resamples of the samples, reference fixed (what it prints)"),
+                         (rows, "50 row-bootstrap resamples of both sets (what it printed before)")):
+            out.append(from_estimates(values, err, truth, estimator=f"FD ± s.e. (`fd_with_error`): {how}",
+                                      case=case, cpu_seconds=cpu / 2))
+    return out
+
+
 # ---------------------------------------------------------------- main
 
 
@@ -482,17 +555,17 @@ def header() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--only", nargs="+", choices=("mcmc", "ladder", "pt", "ais", "deep", "vlb"),
-                   default=["mcmc", "ladder", "pt", "ais", "deep"],
+    p.add_argument("--only", nargs="+", choices=("mcmc", "ladder", "pt", "ais", "deep", "vlb", "fd"),
+                   default=["mcmc", "ladder", "pt", "ais", "deep", "fd"],
                    help="pt: the replica-exchange MCSEs of `ising sample` and the tour; deep: the IWAE, VLB and "
-                        "PF-ODE rows; vlb: the VLB rows alone")
+                        "PF-ODE rows; vlb: the VLB rows alone; fd: the Fréchet distance's s.e.")
     p.add_argument("--seeds", type=int, default=100, help="seeds per MCMC and ladder case")
     p.add_argument("--deep-seeds", type=int, default=100, help="seeds (fresh test sets) per deep-model row")
     p.add_argument("--deep-ref", type=int, default=10_000,
                    help="examples of the reference runs for E[NLL_k] and the mixture's E[VLB] (×100 for its entropy)")
     p.add_argument("--ais-groups", type=int, default=60, help="independent 100-run AIS estimates per case")
     p.add_argument("--ais-cases", nargs="+", default=list(AIS_CASES)[:1], choices=list(AIS_CASES))
-    p.add_argument("--ais-directions", nargs="+", choices=("forward", "reverse"), default=None,
+    p.add_argument("--ais-directions", nargs="+", choices=("forward", "reverse", "reverse-gibbs"), default=None,
                    help="anneal only these directions (default: both, or the case's own in AIS_DIRECTIONS)")
     p.add_argument("--raw", type=Path, default=HERE / ".cache" / "calibration", help="cache of AIS log weights")
     p.add_argument("--json", type=Path, default=None, help="also write the rows as JSON")
@@ -514,6 +587,8 @@ def main(argv: list[str] | None = None) -> int:
         results += deep_cases(args.deep_seeds, args.deep_ref)
     elif "vlb" in args.only:
         results += vlb_cases(args.deep_seeds, args.deep_ref)
+    if "fd" in args.only:
+        results += fd_cases(args.deep_seeds)
     print(header())
     print(markdown_table(results))
     for m in misses:

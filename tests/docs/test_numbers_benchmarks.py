@@ -358,6 +358,7 @@ def test_the_calibration_commands_and_criterion():
     cite(PAGE, CALIBRATION, "--ais-groups 100` (forward only", "784", "17", "0.2", "3", "7", "100")
     cite(PAGE, CALIBRATION, "--only pt` (107 CPU-s", "107")
     cite(PAGE, CALIBRATION, "--only deep` (about 7", "7", "2.3")
+    cite(PAGE, CALIBRATION, "--only fd` (376 CPU-s", "376")
 
 
 def test_every_mcmc_and_ladder_cell_of_the_calibration_table():
@@ -400,7 +401,9 @@ def test_every_ais_cell_of_the_calibration_table():
               "60", "0.85", "98", "1167", "100", "14,500", "0.2", "3", "213.2024")
     cite(PAGE, CALIBRATION, "**Both directions are calibrated at the defaults", "7")   # seed 7
     _cite_row(("AIS reverse, 100 runs, 14,500 β", "784-18"), "60", "1.08", "92", "1156")
-    _cite_row(("MNIST 784-16 CD-1 lr 0.25",), "50", "0.97", "96", "1139", "0.25", "204.2428")
+    _cite_row(("AIS forward, 100 runs, 14,500 β", "MNIST 784-16 CD-1 lr 0.25"), "50", "0.97", "96", "1139", "0.25",
+              "204.2428")
+    _cite_row(("AIS reverse, 100 runs, 14,500 β", "MNIST 784-16 CD-1 lr 0.25"), "50", "1.13", "92", "860")
     _cite_row(("groups of one 6,000-run batch",), "60", "1.06", "98", "120", "1,450")
     _cite_row(("60 separate calls",), "60", "1.02", "93", "185")
     _cite_row(("MNIST 784-17 PCD-1 lr 0.2",), "100", "1.06", "91", "1859", "0.2", "3", "7", "243.9981")
@@ -465,8 +468,10 @@ def test_every_number_cell_of_the_calibration_table_is_its_rows_cell():
                 [(f"{pt} ⟨m⟩", printed_mcse, "`--adapt 8`"), (f"{pt} ⟨m⟩", printed_mcse, "N = 20, β = 2", "the defaults"),
                  (f"{pt} ⟨m⟩", printed_mcse, "N = 20, β = 3", "the defaults")],
                 [("coldest β = 2.5 |",), ("all 8 β pooled",)],
-                [("AIS forward, 100 runs, 14,500 β", "MNIST 784-18")], [("AIS reverse, 100 runs, 14,500 β",)],
-                [("MNIST 784-16 CD-1 lr 0.25",)], [("groups of one 6,000-run batch",), ("60 separate calls",)],
+                [("AIS forward, 100 runs, 14,500 β", "MNIST 784-18")], [("AIS reverse, 100 runs, 14,500 β", "MNIST 784-18")],
+                [("AIS forward, 100 runs, 14,500 β", "MNIST 784-16 CD-1 lr 0.25")],
+                [("AIS reverse, 100 runs, 14,500 β", "MNIST 784-16 CD-1 lr 0.25")],
+                [("groups of one 6,000-run batch",), ("60 separate calls",)],
                 [("MNIST 784-17 PCD-1 lr 0.2",)],
                 None,   # about E[NLL_k]: ranges, checked in test_every_deep_model_cell_of_the_calibration_table
                 [fresh(f"k = {k}, s.e. across 100 test points", ppca) for k in (5, 50, 5000)],
@@ -474,9 +479,10 @@ def test_every_number_cell_of_the_calibration_table_is_its_rows_cell():
                 [fresh(f"k = {k}, s.e.", binary) for k in (5, 50, 500, 5000)],
                 [fresh("N(0, 2²) (a poor q)")],
                 [fresh("| VLB, stratified t", "Gaussian data"), fresh("| VLB, stratified t", "3-component")],
-                [fresh("| PF-ODE NLL",)]]
+                [fresh("| PF-ODE NLL",)],
+                [("FD ± s.e.", printed_mcse, noise) for noise in ("500 training images", "0.1²", "0.25²")]]
     rows = table("quotes one such share.", PAGE)
-    assert len(rows) == len(sources) == 21
+    assert len(rows) == len(sources) == 23
     columns = {"seeds": 2, "sd(z)": 4, "±2 s.e. coverage": 5, "CPU-s": 10}   # their places in the file's rows
     cells = 0
     for row, parts in zip(rows, sources):
@@ -492,4 +498,15 @@ def test_every_number_cell_of_the_calibration_table_is_its_rows_cell():
                 source = cells_of[index].removesuffix(" %")
                 assert printed(float(source), len(value.partition(".")[2])) == value, (column, value, source, row)
                 cells += 1
-    assert cells == 152   # 38 of the file's rows × 4 columns
+    assert cells == 168   # 42 of the file's rows × 4 columns
+
+
+def test_the_fd_cells_of_the_calibration_table():
+    """About E[FD̂] and the row bootstrap's sd(z) beside the Gaussian resamples' (their sd, coverage and CPU-s are
+    checked with every other row's)."""
+    for noise, truth, before in (("500 training images", "12.37", "0.52"), ("0.1²", "33.68", "0.76"),
+                                 ("0.25²", "166.55", "0.85")):
+        _cite_row(("FD ± s.e.", "what it prints", noise), truth, "500", "10,000", "100")
+        _cite_row(("FD ± s.e.", "what it printed before", noise), before)
+    _cite_row(("FD ± s.e.", "what it prints", "0.1²"), "0.1")
+    _cite_row(("FD ± s.e.", "what it prints", "0.25²"), "0.25")

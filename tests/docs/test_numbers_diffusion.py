@@ -58,3 +58,14 @@ def test_the_mnist_model_of_section_8():
     cite(PAGE, MNIST, "| appended: ddpm 100, unconditional |", "64", "5")
     assert "98.6 ± 0.5 %" in page(PAGE) and f"{100 * math.sqrt(0.986 * 0.014 / 500):.1f}" == "0.5"  # binomial s.e.
 
+
+
+def test_the_calibration_of_the_fd_error():
+    """The FD ± paragraph of §6: the Gaussian-resample s.e. calibrated from the floor to FD ≈ 167, the row bootstrap
+    too wide at the floor (benchmarks/results_calibration.md, `bench_calibration.py --only fd`)."""
+    calibration = "results_calibration.md"
+    row = "reference fixed (what it prints) | MNIST metric-net features (128), 500 samples against the 10,000 test images; "
+    cite(PAGE, calibration, row + "500 training images", "0.79")
+    cite(PAGE, calibration, row + "training images + N(0, 0.1²)", "0.98")
+    cite(PAGE, calibration, row + "training images + N(0, 0.25²)", "167")
+    cite(PAGE, calibration, "**The row bootstrap was too wide near the floor**", "0.52")

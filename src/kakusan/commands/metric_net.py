@@ -3,7 +3,7 @@
 ``train --data NAME`` trains data set NAME's metric net (:mod:`kakusan.evaluate.metric_net`) unless the cache
 already holds a current one (``--rebuild`` trains it again), and prints its cache path, test accuracy and the
 CPU time its training took; ``show`` lists the cached nets; ``score SAMPLES.npy --data NAME`` scores any
-generator's samples (images in [0, 1]) as ``diffusion evaluate --fd`` does: FD with its bootstrap s.e., precision
+generator's samples (images in [0, 1]) as ``diffusion evaluate --fd`` does: FD with its s.e. (Gaussian resamples), precision
 and recall, the real-data floor at the same size, and with ``--labels`` the class accuracy. The cache is ``$KAKUSAN_DATA/metric-nets`` (default
 ``~/.cache/kakusan/metric-nets``).
 """
@@ -122,7 +122,7 @@ def run_score(args: argparse.Namespace) -> int:
         return 0
     floor = result["floor"]
     line = (f"{result['n_samples']} samples against {result['n_reference']} {result['reference']} images of "
-            f"{result['data']}: FD {result['fd']:.3g} ± {result['fd_stderr']:.2g} (one bootstrap s.e.; real "
+            f"{result['data']}: FD {result['fd']:.3g} ± {result['fd_stderr']:.2g} (one s.e.; real "
             f"{floor['split']} images: {floor['fd']:.3g}), precision {result['precision']:.3f}, recall "
             f"{result['recall']:.3f}")
     if "class_accuracy" in result:

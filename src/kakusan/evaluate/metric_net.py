@@ -24,7 +24,7 @@ accuracy, CPU time). :func:`get_metric_net` loads it when it is there and matche
 missing file is trained; a damaged or stale one (hash mismatch, wrong shapes, another recipe) is retrained
 with a one-line warning on stderr — never a crash.
 
-:func:`evaluate_samples` is what the generative models' commands call: Fréchet distance (± bootstrap s.e.),
+:func:`evaluate_samples` is what the generative models' commands call: Fréchet distance (± s.e. from Gaussian resamples),
 k-NN precision and recall against the reference split, class accuracy for class-conditional samples, and the
 *floor*: the same numbers for real images of the other split at the same sample size. FD̂ is biased upward
 by O(1/n), so a sample's FD means something only next to this floor. (With ``reference="test"`` the floor's
@@ -394,7 +394,7 @@ def evaluate_samples(name: str, samples, labels=None, reference: str = "test", *
     Features are the metric net's (:func:`get_metric_net`, trained on first use). Against the ``reference``
     split (``"test"`` or ``"train"``, all of it), returns plain numbers:
 
-    - ``fd``, ``fd_stderr``: Fréchet distance and its bootstrap s.e. (``n_boot`` resamples; a spread, not a
+    - ``fd``, ``fd_stderr``: Fréchet distance and its s.e. (``n_boot`` Gaussian resamples; a spread, not a
       bias correction);
     - ``precision``, ``recall``: k-NN manifolds with ``k`` neighbours;
     - ``class_accuracy``, ``class_accuracy_stderr`` when ``labels`` (the intended classes) are given;
