@@ -107,6 +107,17 @@ def test_conditional_digits_run_samples_classes_and_evaluates_bits(digits_run, t
     result = _json(capsys)
     assert result["bits_per_dim"] == pytest.approx(result["nll"] / (64 * math.log(2)))
     assert 0 < result["bits_per_dim"] < 20
+    assert "one standard error across the examples" in result["stderr_means"] and "stratified t" in result[
+        "stderr_means"]
+
+
+def test_evaluate_says_what_its_errors_mean(digits_run, tmp_path, capsys):
+    assert cli.main(["diffusion", "evaluate", str(digits_run), "--rows", "10", "--n-t", "5", "--fd", "--n-samples",
+                     "20", "--steps", "3", "--run-dir", str(tmp_path / "e")]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert " ± " in lines[0] and "bits/dim" in lines[0] and "(real images: " in lines[0]
+    assert lines[1].startswith("± is NLL: one standard error across the examples") and "calibrated" in lines[1]
+    assert "FD: the spread of FD over 50 Gaussian resamples" in lines[1]
 
 
 def test_unconditional_evaluation_of_a_conditional_run_is_its_null_class(digits_run, tmp_path, capsys):
