@@ -67,6 +67,15 @@ def test_the_ais_calibration_on_the_784_18_rbm():
     cite(PAGE, CALIBRATION, "**Bias sign.**", "0.0005")
 
 
+def test_the_ais_calibration_on_two_more_rbms():
+    row = "| AIS {}, 100 runs, 14,500 β, delta-method s.e. | MNIST {}"
+    cite(PAGE, CALIBRATION, row.format("forward", "784-16 CD-1 lr 0.25"), "0.97", "0.25")
+    cite(PAGE, CALIBRATION, row.format("forward", "784-17 PCD-1 lr 0.2"), "1.06", "0.2")
+    cite(PAGE, CALIBRATION, row.format("reverse", "784-16 CD-1 lr 0.25"), "1.13")
+    cite(PAGE, CALIBRATION, row.format("reverse", "784-17 PCD-1 lr 0.2"), "1.17", "100", "3.8")
+    cite(PAGE, CALIBRATION, "**Reverse AIS on the 784-16 and 784-17 RBMs**", "48")
+
+
 def test_ais_against_exact_log_z_and_the_rbms_package():
     cite(PAGE, RBM, "| 784-16 (195.09) | **kakusan forward", "0.04")
     cite(PAGE, RBM, "With the Salakhutdinov–Murray schedule, forward and reverse", "0.06", "0.17", "2", "1,000", "3",

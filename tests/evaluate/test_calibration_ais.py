@@ -71,3 +71,25 @@ def test_rbm_evaluate_says_what_the_error_bar_means():
     assert "not measured at 50 runs" in calibration_status(50, 14500)
     exact = _evaluate_text({"method": "exact", "log_z": 1.0, "test_log_likelihood": -2.0}, "runs/y")
     assert "exact" in exact and "±" not in exact
+
+
+def test_the_printed_calibration_status_is_the_results_file():
+    """The ranges `rbm evaluate` prints (rbm.ais.CALIBRATION) are the min and max over the results file's rows of
+    AIS at the defaults (100 runs, 14,500 β) on MNIST RBMs, per direction (reverse: exact starts)."""
+    import re
+    from pathlib import Path
+
+    from kakusan.rbm.ais import CALIBRATION
+
+    text = (Path(__file__).resolve().parents[2] / "benchmarks" / "results_calibration.md").read_text(encoding="utf-8")
+    status = CALIBRATION["status"]
+    for direction, case in (("forward", "MNIST 784-"), ("reverse", "exact starts")):
+        rows = [ln.split(" | ") for ln in text.splitlines()
+                if ln.startswith(f"| AIS {direction}, 100 runs, 14,500 β, delta-method s.e. |") and case in ln]
+        assert len(rows) == 3, rows
+        sds = sorted(float(r[4]) for r in rows)
+        coverage = sorted(int(r[5].removesuffix(" %")) for r in rows)
+        sd_text = f"sd(z) {sds[0]:.2f}–{sds[-1]:.2f}"
+        assert re.search(rf"{direction}[^;]*{re.escape(sd_text)}, ±?2? ?s?\.?e?\.? ?coverage "
+                         rf"{coverage[0]}–{coverage[-1]} %", status), (direction, sd_text, coverage, status)
+        assert sd_text in CALIBRATION["short"] or f"{sds[0]:.2f}–{sds[-1]:.2f} {direction}" in CALIBRATION["short"]
