@@ -90,3 +90,10 @@ def test_mnist_log_likelihoods():
     cite(PAGE, RBM, "read those rows as ±0.2 nats", "0.2")
     cite(PAGE, RBM, "Each AIS evaluation (forward + reverse) takes about", "2.5")
     cite(PAGE, RBM, "**Result: −85.5 ± 0.1 nats", "−86.34")
+
+
+def test_reverse_ais_from_gibbs_starts_on_the_784_24_rbm():
+    cite(PAGE, CALIBRATION, "**Reverse AIS from Gibbs starts is badly off", "7.41", "24", "1,000", "50", "3")
+    from kakusan.rbm.ais import CALIBRATION as STATUS
+
+    assert "7.41 nats below" in STATUS["gibbs_starts"] and "7.41 nats *below*" in page(PAGE)

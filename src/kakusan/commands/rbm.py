@@ -304,6 +304,8 @@ def _evaluate_text(result: dict, path) -> str:
                      f"{result[f'{split}_log_likelihood_reverse']:.4f} nats")
     lines.append(f"± is {result['stderr_kind']}; {result['bounds']}.")
     lines.append(result["calibration"])
+    if result.get("reverse_calibration"):
+        lines.append(f"warning (reverse AIS): {result['reverse_calibration']}")
     lines += [f"warning ({d} AIS): {result[k]}" for d, k in (("forward", "ais_warning"), ("reverse", "reverse_warning"))
               if result.get(k)]
     lines += note
@@ -349,6 +351,10 @@ def _ais_result(model, train, rows, split: str, settings: dict, seed_value: int)
                       **{f"{split}_log_likelihood_reverse": mean_neg_f - rev.log_z}, reverse_start=how,
                       reverse_ess=rev.ess, reverse_tail=rev.tail.as_dict() if rev.tail else None,
                       reverse_warning=rev.warning)
+        if how == "gibbs":
+            from kakusan.rbm.ais import CALIBRATION
+
+            result["reverse_calibration"] = CALIBRATION["gibbs_starts"]
     return result
 
 

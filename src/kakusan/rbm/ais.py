@@ -101,6 +101,12 @@ CALIBRATION = {
                "estimates against exact log Z: forward sd(z) 0.85–1.06, ±2 s.e. coverage 91–98 %; reverse from exact "
                "samples sd(z) 1.08–1.17, coverage 91–92 % (benchmarks/results_calibration.md). "
                "Other models may differ: heed the tail warning."),
+    # reverse AIS from Gibbs-chain starts (rbm evaluate above EXACT_START_LIMIT hidden units)
+    "gibbs_starts": ("Reverse AIS from Gibbs-chain starts is not calibrated and can be far off: on a 784-24 MNIST RBM "
+                     "(CD-1, lr 0.2, 3 epochs) starts after 1,000 sweeps from test rows put it 7.41 nats below the "
+                     "exact log Z on average (50 of 50 estimates beyond 3 s.e., every one tail-flagged) while forward "
+                     "AIS was right (benchmarks/results_calibration.md): the chains miss modes that carry reverse "
+                     "weight. Trust it only where it agrees with forward AIS."),
 }
 
 
