@@ -95,12 +95,12 @@ class AISResult(NamedTuple):
 #: for the delta-method standard error at the defaults of ``kakusan rbm evaluate`` (runs, βs).
 CALIBRATION = {
     "settings": (100, 14500),
-    "short": "calibrated on three MNIST RBMs (784-16, 784-17, 784-18) — sd(z) 0.85–1.06 forward, 1.08–1.17 reverse",
-    "status": ("Calibration: at these settings the ± was measured calibrated on three MNIST RBMs (784-18 CD-1 lr 0.2, "
-               "784-16 CD-1 lr 0.25, 784-17 PCD-1 lr 0.2; 3 epochs, seed 7), each by 50–100 independent 100-run "
-               "estimates against exact log Z: forward sd(z) 0.85–1.06, ±2 s.e. coverage 91–98 %; reverse from exact "
-               "samples sd(z) 1.08–1.17, coverage 91–92 % (benchmarks/results_calibration.md). "
-               "Other models may differ: heed the tail warning."),
+    "short": "calibrated on MNIST RBMs (784-16 … 784-24) — sd(z) 0.85–1.18 forward, 1.08–1.17 reverse",
+    "status": ("Calibration: at these settings the ± was measured calibrated on MNIST RBMs (784-18 CD-1 lr 0.2, "
+               "784-16 CD-1 lr 0.25, 784-17 PCD-1 lr 0.2, 784-24 CD-1 lr 0.2 forward only; 3 epochs, seed 7), each by "
+               "50–100 independent 100-run estimates against exact log Z: forward sd(z) 0.85–1.18, ±2 s.e. coverage "
+               "90–98 %; reverse from exact samples sd(z) 1.08–1.17, coverage 91–92 % "
+               "(benchmarks/results_calibration.md). Other models may differ: heed the tail warning."),
     # reverse AIS from Gibbs-chain starts (rbm evaluate above EXACT_START_LIMIT hidden units)
     "gibbs_starts": ("Reverse AIS from Gibbs-chain starts is not calibrated and can be far off: on a 784-24 MNIST RBM "
                      "(CD-1, lr 0.2, 3 epochs) starts after 1,000 sweeps from test rows put it 7.41 nats below the "
