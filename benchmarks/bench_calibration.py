@@ -320,7 +320,14 @@ def ais_raw(case: str, groups: int, raw: Path, only: tuple[str, ...] | None = No
             res = ais(model, data.train, n_runs=n, generator=1001 + have)
         elif direction == "reverse":
             res = reverse_ais(model, exact.sample(model, n, generator=2002 + have), data.train, generator=3003 + have)
-        else:  # reverse-gibbs, as `rbm evaluate` starts it above EXACT_START_LIMIT hidden units: one chain per run
+        elif direction == "reverse-annealed":  # as `rbm evaluate` starts it above EXACT_START_LIMIT hidden units:
+            # the last states of fresh forward runs, then GIBBS_START_SWEEPS sweeps at β = 1, one chain per run
+            g = torch.Generator().manual_seed(6006 + have)
+            fwd = ais(model, data.train, n_runs=n, generator=g)
+            v0 = model.sample(n, g, n_steps=GIBBS_START_SWEEPS, v0=fwd.states)
+            res = reverse_ais(model, v0, data.train, generator=g)
+            out["forward-annealed"] = fwd.log_w if not have else torch.cat([out["forward-annealed"], fwd.log_w])
+        else:  # reverse-gibbs, as `rbm evaluate` started it above EXACT_START_LIMIT hidden units until 2026-12-06
             g = torch.Generator().manual_seed(4004 + have)
             start = data.test[torch.randint(0, len(data.test), (n,), generator=g)]
             v0 = model.sample(n, g, n_steps=GIBBS_START_SWEEPS, v0=start)
@@ -345,7 +352,8 @@ def ais_cases(groups: int, raw: Path, names: list[str],
             results = [ais_from_weights(w, r["log_z_base"], direction, 14_500) for w in lw]
             cpu = r[f"cpu_{direction}"] * groups * 100 / len(r[direction])
             starts = {"reverse": ", exact starts",
-                      "reverse-gibbs": f", starts from {GIBBS_START_SWEEPS} Gibbs sweeps from test rows"}
+                      "reverse-gibbs": f", starts from {GIBBS_START_SWEEPS} Gibbs sweeps from test rows",
+                      "reverse-annealed": f", starts from forward runs' last states + {GIBBS_START_SWEEPS} Gibbs sweeps"}
             cal = from_estimates([a.log_z for a in results], [a.log_z_stderr for a in results], r["exact"],
                                  estimator=f"AIS {direction.split('-')[0]}, 100 runs, 14,500 β, delta-method s.e.",
                                  case=f"MNIST {case}, log Z {r['exact']:.4f}" + starts.get(direction, ""),
@@ -544,6 +552,40 @@ def fd_cases(seeds: int, n_ref: int = 1000) -> list[Calibration]:
     return out
 
 
+# ---------------------------------------------------------------- class accuracy's binomial s.e.
+
+ACCURACY_CASES = [(500, 0.9), (500, 0.98), (500, 0.995), (500, 0.999), (1000, 0.998)]  # (samples, true accuracy)
+
+
+def accuracy_cases(seeds: int) -> list[Calibration]:
+    """``class_accuracy``'s ± (what ``diffusion evaluate`` and ``metric-net score`` print), and the Wald
+    √(a(1 − a)/n) it replaced, for n samples that a classifier gets right with a known probability p: logits
+    (n, 10) that put the intended class first with probability p, else the next class. n = 500 is the evaluate
+    default; n = 1,000 at 99.8 % is the prompt chapter's class-prompt accuracy."""
+    from kakusan.evaluate.sample_quality import class_accuracy
+
+    out = []
+    for n, p in ACCURACY_CASES:
+        t0 = time.process_time()
+        values, new, wald = [], [], []
+        for seed in range(seeds):
+            g = torch.Generator().manual_seed(stream_seed(seed, 40))
+            y = torch.randint(0, 10, (n,), generator=g)
+            right = torch.rand(n, generator=g, dtype=F64) < p
+            logits = torch.nn.functional.one_hot(torch.where(right, y, (y + 1) % 10), 10).double()
+            est = class_accuracy(logits, labels=y)
+            values.append(est.value)
+            new.append(est.stderr)
+            wald.append(math.sqrt(est.value * (1 - est.value) / n))
+        cpu = time.process_time() - t0
+        case = f"n = {n} samples, true accuracy {p:g} (n(1 − p) = {n * (1 - p):g} expected misses)"
+        for err, how in ((new, "Agresti–Coull √(ã(1−ã)/(n+4)), ã = (k+2)/(n+4) (what it prints)"),
+                         (wald, "Wald √(a(1−a)/n) (what it printed before)")):
+            out.append(from_estimates(values, err, p, estimator=f"class accuracy ± s.e. (`class_accuracy`): {how}",
+                                      case=case, cpu_seconds=cpu / 2))
+    return out
+
+
 # ---------------------------------------------------------------- main
 
 
@@ -555,17 +597,20 @@ def header() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--only", nargs="+", choices=("mcmc", "ladder", "pt", "ais", "deep", "vlb", "fd"),
-                   default=["mcmc", "ladder", "pt", "ais", "deep", "fd"],
+    p.add_argument("--only", nargs="+", choices=("mcmc", "ladder", "pt", "ais", "deep", "vlb", "fd", "accuracy"),
+                   default=["mcmc", "ladder", "pt", "ais", "deep", "fd", "accuracy"],
                    help="pt: the replica-exchange MCSEs of `ising sample` and the tour; deep: the IWAE, VLB and "
-                        "PF-ODE rows; vlb: the VLB rows alone; fd: the Fréchet distance's s.e.")
+                        "PF-ODE rows; vlb: the VLB rows alone; fd: the Fréchet distance's s.e.; accuracy: class "
+                        "accuracy's binomial s.e. (--accuracy-seeds)")
+    p.add_argument("--accuracy-seeds", type=int, default=1000, help="seeds per class-accuracy row")
     p.add_argument("--seeds", type=int, default=100, help="seeds per MCMC and ladder case")
     p.add_argument("--deep-seeds", type=int, default=100, help="seeds (fresh test sets) per deep-model row")
     p.add_argument("--deep-ref", type=int, default=10_000,
                    help="examples of the reference runs for E[NLL_k] and the mixture's E[VLB] (×100 for its entropy)")
     p.add_argument("--ais-groups", type=int, default=60, help="independent 100-run AIS estimates per case")
     p.add_argument("--ais-cases", nargs="+", default=list(AIS_CASES)[:1], choices=list(AIS_CASES))
-    p.add_argument("--ais-directions", nargs="+", choices=("forward", "reverse", "reverse-gibbs"), default=None,
+    p.add_argument("--ais-directions", nargs="+", choices=("forward", "reverse", "reverse-gibbs", "reverse-annealed"),
+                   default=None,
                    help="anneal only these directions (default: both, or the case's own in AIS_DIRECTIONS)")
     p.add_argument("--raw", type=Path, default=HERE / ".cache" / "calibration", help="cache of AIS log weights")
     p.add_argument("--json", type=Path, default=None, help="also write the rows as JSON")
@@ -589,6 +634,8 @@ def main(argv: list[str] | None = None) -> int:
         results += vlb_cases(args.deep_seeds, args.deep_ref)
     if "fd" in args.only:
         results += fd_cases(args.deep_seeds)
+    if "accuracy" in args.only:
+        results += accuracy_cases(args.accuracy_seeds)
     print(header())
     print(markdown_table(results))
     for m in misses:

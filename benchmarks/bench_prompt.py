@@ -7,7 +7,8 @@ settings (``--sampler dpm++2m``, ``--steps 20``, ``--guidance 3``, against the e
 prompt is encoded once, and images of several prompts share one sampler call (``--batch`` images). A generated
 image of class c is classified by its domain's metric net (:mod:`kakusan.evaluate.metric_net`): classes 0–9 by
 the "mnist" net (label c), 10–19 by the "fashion-mnist" net (label c − 10). Accuracies carry the binomial
-standard error √(a(1 − a)/n). The parts (``--parts``, all by default):
+standard error of :func:`kakusan.evaluate.sample_quality.binomial_stderr` (Agresti–Coull; results written before
+2026-12-06 carry the Wald √(a(1 − a)/n), too small near 100 %). The parts (``--parts``, all by default):
 
 1. ``classes`` — N images (``--n``, default 100) from ``class_prompt(c)`` for each of the 20 classes: accuracy
    per domain ± s.e. (goal ≥ 95 % each) and per class (with the class it is most often taken for);
@@ -50,7 +51,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import math
 import os
 import platform
 import re
@@ -86,9 +86,11 @@ def log(message: str) -> None:
 
 
 def binomial(correct: int, n: int) -> dict:
+    from kakusan.evaluate.sample_quality import binomial_stderr
+
     a = correct / n if n else float("nan")
-    return {"accuracy": a, "stderr": math.sqrt(a * (1 - a) / n) if n else float("nan"), "correct": int(correct),
-            "n": int(n)}
+    return {"accuracy": a, "stderr": binomial_stderr(int(correct), int(n)) if n else float("nan"),
+            "correct": int(correct), "n": int(n)}
 
 
 def pct(r: dict | None) -> str:

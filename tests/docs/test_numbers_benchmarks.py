@@ -494,9 +494,11 @@ def test_every_number_cell_of_the_calibration_table_is_its_rows_cell():
                 [fresh("N(0, 2²) (a poor q)")],
                 [fresh("| VLB, stratified t", "Gaussian data"), fresh("| VLB, stratified t", "3-component")],
                 [fresh("| PF-ODE NLL",)],
-                [("FD ± s.e.", printed_mcse, noise) for noise in ("500 training images", "0.1²", "0.25²")]]
+                [("FD ± s.e.", printed_mcse, noise) for noise in ("500 training images", "0.1²", "0.25²")],
+                [("class accuracy ± s.e.", printed_mcse, f"n = {n} samples, true accuracy {p} ")
+                 for n, p in ((500, 0.9), (500, 0.98), (500, 0.995), (500, 0.999), (1000, 0.998))]]
     rows = table("quotes one such share.", PAGE)
-    assert len(rows) == len(sources) == 26
+    assert len(rows) == len(sources) == 27
     columns = {"seeds": 2, "sd(z)": 4, "±2 s.e. coverage": 5, "CPU-s": 10}   # their places in the file's rows
     cells = 0
     for row, parts in zip(rows, sources):
@@ -512,7 +514,7 @@ def test_every_number_cell_of_the_calibration_table_is_its_rows_cell():
                 source = cells_of[index].removesuffix(" %")
                 assert printed(float(source), len(value.partition(".")[2])) == value, (column, value, source, row)
                 cells += 1
-    assert cells == 180   # 45 of the file's rows × 4 columns
+    assert cells == 200   # 50 of the file's rows × 4 columns
 
 
 def test_the_fd_cells_of_the_calibration_table():
@@ -524,3 +526,11 @@ def test_the_fd_cells_of_the_calibration_table():
         _cite_row(("FD ± s.e.", "what it printed before", noise), before)
     _cite_row(("FD ± s.e.", "what it prints", "0.1²"), "0.1")
     _cite_row(("FD ± s.e.", "what it prints", "0.25²"), "0.25")
+
+
+def test_the_wald_cells_of_the_class_accuracy_row():
+    """The Wald error's coverage in the verdict of the class-accuracy row (the Agresti–Coull cells are checked
+    with every other row's)."""
+    for n, p, coverage in ((500, 0.995, "92"), (500, 0.999, "39"), (1000, 0.998, "85")):
+        _cite_row(("class accuracy ± s.e.", "what it printed before", f"n = {n} samples, true accuracy {p} "),
+                  coverage)

@@ -69,3 +69,13 @@ def test_the_calibration_of_the_fd_error():
     cite(PAGE, calibration, row + "training images + N(0, 0.1²)", "0.98")
     cite(PAGE, calibration, row + "training images + N(0, 0.25²)", "167")
     cite(PAGE, calibration, "**The row bootstrap was too wide near the floor**", "0.52")
+
+
+def test_the_class_accuracy_error_is_agresti_coull_now():
+    """§6's class-accuracy caption: the run printed the Wald error; `class_accuracy` now prints Agresti–Coull's,
+    never 0 (benchmarks/results_calibration.md, `bench_calibration.py --only accuracy`)."""
+    from kakusan.evaluate.sample_quality import binomial_stderr
+
+    cite(PAGE, "results_calibration.md", "**Fixed**: `class_accuracy` now prints the Agresti–Coull error", "500",
+         "100", "0.28")
+    assert f"{100 * binomial_stderr(500, 500):.2f}" == "0.28" and "100 % ± 0.28 %" in page(PAGE)

@@ -90,3 +90,11 @@ def test_how_the_shipped_model_was_made():
     assert "2,609 s of" in page(PAGE) and round(3359.06 - 750.08) == 2609   # the UNet's share of train_seconds
     size_mb = (ROOT / SHIPPED / "model.safetensors").stat().st_size / 1e6
     assert "`model.safetensors`, 11.8 MB" in page(PAGE) and f"{size_mb:.1f}" == "11.8"
+
+
+def test_the_accuracy_error_bar_note():
+    """§9 says its accuracies carry the Wald error and what Agresti–Coull prints for 998 of 1,000."""
+    from kakusan.evaluate.sample_quality import binomial_stderr
+
+    cite(PAGE, "results_calibration.md", "Accuracies measured before this change", "998", "1,000", "0.2")
+    assert f"{100 * binomial_stderr(998, 1000):.1f}" == "0.2"

@@ -213,13 +213,36 @@ def test_class_accuracy_from_logits_and_from_a_classifier():
     labels = torch.tensor([0, 1, 1, 1])
     est = class_accuracy(logits, labels=labels)
     assert (est.value, est.n, est.unit) == (0.75, 4, "fraction")
-    assert est.stderr == pytest.approx(math.sqrt(0.75 * 0.25 / 4))
+    assert est.stderr == pytest.approx(math.sqrt((5 / 8) * (3 / 8) / 8))  # Agresti–Coull: (3 + 2) / (4 + 4)
 
     x = torch.linspace(-1, 1, 101)[:, None]
     classifier = lambda t: torch.cat([-t, t], dim=1)  # noqa: E731  class 1 iff x > 0
     y = (x[:, 0] > 0).long()
     y[:10] = 1  # ten wrong
     assert class_accuracy(classifier, x, y, batch_size=7).value == pytest.approx(91 / 101)
+
+
+def test_class_accuracy_stderr_is_calibrated_near_100_percent():
+    """Shares k/n of n = 500 draws with true accuracy p (the harness's `--only accuracy` rows, 400 seeds here):
+    the printed ± covers p at ±2 s.e. in ≥ 90 % of seeds and is never 0; the Wald √(a(1−a)/n) it replaced fails
+    at p = 0.999 (negative control)."""
+    from kakusan.evaluate.sample_quality import binomial_stderr
+
+    g = torch.Generator().manual_seed(0)
+    n = 500
+    for p in (0.9, 0.98, 0.995, 0.999):
+        ks = [int((torch.rand(n, generator=g) < p).sum()) for _ in range(400)]
+        se = torch.tensor([binomial_stderr(k, n) for k in ks], dtype=torch.float64)
+        z = (torch.tensor(ks, dtype=torch.float64) / n - p) / se
+        assert bool((se > 0).all()) and float((z.abs() <= 2).double().mean()) >= 0.9, p
+        if p == 0.999:
+            a = torch.tensor(ks, dtype=torch.float64) / n
+            wald = (a * (1 - a) / n).sqrt()
+            covered = ((a - p).abs() <= 2 * wald).double().mean()
+            assert float(covered) < 0.6  # about 39 %: most seeds see no error, and a ± of 0
+    assert binomial_stderr(500, 500) == pytest.approx(math.sqrt(2 * 502) / 504**1.5)
+    with pytest.raises(KakusanError, match="0 ≤ k ≤ n"):
+        binomial_stderr(6, 5)
 
 
 def test_class_accuracy_errors():

@@ -46,14 +46,18 @@ computed in float64 with ``torch.cdist``, in chunks of rows, so 10⁴ × 10⁴ p
 Class accuracy
 --------------
 For class-conditional samples x₁…xₙ drawn for labels y₁…yₙ, the share that a classifier assigns to the
-intended class, (1/n) Σ 1[argmax f(xᵢ) = yᵢ], with the binomial standard error √(a(1 − a)/n).
+intended class, a = k/n with k = Σ 1[argmax f(xᵢ) = yᵢ], with the Agresti–Coull standard error
+√(ã(1 − ã)/(n + 4)), ã = (k + 2)/(n + 4). The Wald error √(a(1 − a)/n) is 0 when every sample is right and
+far too small near 100 %: at a true 99.9 % and n = 500 its ±2 s.e. covered 39 % of seeds, against 100 % for
+Agresti–Coull (``benchmarks/bench_calibration.py --only accuracy``); elsewhere the two agree.
 
 API
 ---
 - :func:`frechet_distance` (μ₁, C₁, μ₂, C₂) → float;  :func:`gaussian_stats` features → (μ, C)
 - :func:`frechet_distance_features` (f₁, f₂) → float;  :func:`fd_with_error` → :class:`Estimate` (s.e. from Gaussian resamples)
 - :func:`knn_radii`, :func:`manifold_coverage`, :func:`precision_recall` → :class:`PrecisionRecall`
-- :func:`class_accuracy` (logits, or a classifier and samples; labels) → :class:`Estimate`
+- :func:`class_accuracy` (logits, or a classifier and samples; labels) → :class:`Estimate`;
+  :func:`binomial_stderr` (k, n) → its Agresti–Coull s.e.
 """
 
 from __future__ import annotations
@@ -252,9 +256,23 @@ def precision_recall(real, fake, k: int = K_NEAREST, budget: int = DISTANCE_BUDG
 # ---------------------------------------------------------------- class accuracy
 
 
+def binomial_stderr(k: int, n: int) -> float:
+    """The Agresti–Coull standard error of a share k/n: √(ã(1 − ã)/(n + 4)) with ã = (k + 2)/(n + 4).
+
+    Unlike the Wald √(a(1 − a)/n) it is never 0 (about √2/(n + 4) for k = n), and its ±2 interval around
+    k/n covers the true share at ≥ 90 % even where n(1 − a) is a handful (measured, see the module notes).
+    """
+    check_positive_int(n, "the number of trials n")
+    if not 0 <= k <= n:
+        raise KakusanError(f"a share needs 0 ≤ k ≤ n, got k = {k}, n = {n}")
+    t = (k + 2) / (n + 4)
+    return math.sqrt(t * (1 - t) / (n + 4))
+
+
 def class_accuracy(logits_or_classifier: Tensor | Callable[[Tensor], Tensor], samples=None, labels=None,
                    batch_size: int = 1000) -> Estimate:
-    """The share of samples classified as their intended label, with its binomial standard error √(a(1−a)/n).
+    """The share of samples classified as their intended label, with its standard error (:func:`binomial_stderr`:
+    Agresti–Coull, calibrated near 100 %, where the Wald √(a(1−a)/n) is not).
 
     Either ``class_accuracy(logits, labels=y)`` with logits (n, C), or ``class_accuracy(classifier, x, y)``
     with a classifier: an object with ``.logits(x)`` (a metric net) or a callable returning logits (n, C),
@@ -281,10 +299,9 @@ def class_accuracy(logits_or_classifier: Tensor | Callable[[Tensor], Tensor], sa
                            f"{tuple(logits.shape)} and {len(y)} labels")
     if int(y.min()) < 0 or int(y.max()) >= logits.shape[1]:
         raise KakusanError(f"labels must be classes 0..{logits.shape[1] - 1}, got {int(y.min())}..{int(y.max())}")
-    a = float((logits.argmax(1).cpu() == y.cpu()).double().mean())
-    n = len(y)
-    return Estimate(a, math.sqrt(a * (1 - a) / n), n, "class accuracy", "fraction")
+    k, n = int((logits.argmax(1).cpu() == y.cpu()).sum()), len(y)
+    return Estimate(k / n, binomial_stderr(k, n), n, "class accuracy", "fraction")
 
 
-__all__ = ["FD_UNIT", "K_NEAREST", "PrecisionRecall", "class_accuracy", "fd_with_error", "frechet_distance",
+__all__ = ["FD_UNIT", "K_NEAREST", "PrecisionRecall", "binomial_stderr", "class_accuracy", "fd_with_error", "frechet_distance",
            "frechet_distance_features", "gaussian_stats", "knn_radii", "manifold_coverage", "precision_recall"]
