@@ -264,9 +264,10 @@ AIS_CASES = {  # name: (hidden, lr, epochs, seed[, method]) of an RBM trained on
 }
 AIS_DIRECTIONS = {  # cases annealed in other directions than forward and reverse (exact starts)
     "784-17 PCD-1 lr 0.2, 3 epochs, seed 7": ("forward",),
-    # beyond EXACT_START_LIMIT hidden units `rbm evaluate` starts reverse AIS from Gibbs chains (1000 sweeps from
-    # test rows); 2^24 hidden states still give log Z exactly
-    "784-24 CD-1 lr 0.2, 3 epochs, seed 7": ("reverse-gibbs",),
+    # beyond EXACT_START_LIMIT hidden units `rbm evaluate` starts reverse AIS from the forward runs' last states
+    # (reverse-annealed; from Gibbs chains begun at test rows before, reverse-gibbs); 2^24 hidden states still give
+    # log Z and exact samples
+    "784-24 CD-1 lr 0.2, 3 epochs, seed 7": ("forward", "reverse", "reverse-gibbs", "reverse-annealed"),
 }
 GIBBS_START_SWEEPS = 1000  # `rbm evaluate --reverse-steps` default
 
