@@ -292,6 +292,13 @@ def ais_directions(case: str, only: tuple[str, ...] | None = None) -> tuple[str,
     return tuple(only) if only else AIS_DIRECTIONS.get(case, ("forward", "reverse"))
 
 
+def ais_cache(case: str, raw: Path) -> Path:
+    """The cache file of ``case``'s log weights in ``raw``."""
+    settings = AIS_CASES[case]
+    method = settings[4] if len(settings) > 4 else "cd"
+    return raw / (case.split(" ")[0] + ("" if method == "cd" else f"-{method}") + f"-{settings[1]}.pt")
+
+
 def ais_raw(case: str, groups: int, raw: Path, only: tuple[str, ...] | None = None) -> dict:
     """Forward and reverse (exact starts) log weights of groups × 100 runs at the defaults (the directions of
     :func:`ais_directions`); cached in ``raw``."""
@@ -299,9 +306,8 @@ def ais_raw(case: str, groups: int, raw: Path, only: tuple[str, ...] | None = No
     from kakusan.rbm.ais import ais, reverse_ais
 
     settings = AIS_CASES[case]
-    method = settings[4] if len(settings) > 4 else "cd"
     directions = ais_directions(case, only)
-    path = raw / (case.split(" ")[0] + ("" if method == "cd" else f"-{method}") + f"-{settings[1]}.pt")
+    path = ais_cache(case, raw)
     out: dict = torch.load(path) if path.exists() else {}
     if all(len(out.get(d, ())) >= groups * 100 for d in directions):
         return out
@@ -370,6 +376,34 @@ def ais_cases(groups: int, raw: Path, names: list[str],
                              misses_3se_flagged=int(np.sum(big & np.array(flagged))))
             out.append(cal)
     return out, misses
+
+
+def ais_pooled(raw: Path, names: list[str], only: tuple[str, ...] | None = None,
+               sizes: tuple[int, ...] = (100, 500, 1000, 2500, 5000)) -> list[str]:
+    """Markdown lines: for each cached case and direction, the mean error and z of estimates from more runs each
+    (the cached runs split into groups of ``size``), and the pooled Pareto k̂ — whether more runs would fix a bias."""
+    from kakusan.evaluate.tails import weight_tail
+    from kakusan.rbm.ais import ais_from_weights
+
+    lines = ["| case | direction | pooled k̂ | " + " | ".join(f"{n} runs: groups, mean error, mean z" for n in sizes) + " |",
+             "|---|---|---|" + "---|" * len(sizes)]
+    for case in names:
+        path = ais_cache(case, raw)
+        if not path.exists():
+            continue
+        r = torch.load(path)
+        for direction in ais_directions(case, only):
+            if direction not in r:
+                continue
+            lw, cells = r[direction], []
+            for n in sizes:
+                est = [ais_from_weights(w, r["log_z_base"], direction.split("-")[0], 14_500)
+                       for w in lw[: len(lw) // n * n].reshape(-1, n)]
+                err = np.array([a.log_z - r["exact"] for a in est])
+                z = err / np.array([a.log_z_stderr for a in est])
+                cells.append(f"{len(est)}, {err.mean():+.3f}, {z.mean():+.2f}" if est else "—")
+            lines.append(f"| {case} | {direction} | {weight_tail(lw).khat:.2f} | " + " | ".join(cells) + " |")
+    return lines
 
 
 # ---------------------------------------------------------------- the deep-model bounds: IWAE, VLB, PF-ODE
@@ -641,6 +675,8 @@ def main(argv: list[str] | None = None) -> int:
     print(markdown_table(results))
     for m in misses:
         print(m)
+    if "ais" in args.only:
+        print("\n".join(ais_pooled(args.raw, args.ais_cases, args.ais_directions)))
     if args.json:
         args.json.write_text(json.dumps({"rows": [c.row() for c in results], "misses": misses}, indent=1,
                                         default=float) + "\n")
