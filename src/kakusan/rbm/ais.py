@@ -58,8 +58,8 @@ class AISResult(NamedTuple):
     n_betas : K + 1, the number of inverse temperatures.
     tail : :class:`~kakusan.evaluate.tails.WeightTail` of the weights (largest share, Pareto k̂).
     states : forward only: (n_runs, n_visible) the runs' last visible states, each drawn at the last β before 1
-        (approximate model samples, biased towards where the base model puts mass; ``rbm evaluate`` starts
-        reverse AIS from them above its exact-sampling limit). None for reverse AIS.
+        (approximate model samples: their law is the annealing's, which the weights correct and the states alone
+        do not; ``rbm evaluate`` starts reverse AIS from them above its exact-sampling limit). None for reverse AIS.
     """
 
     log_z: float

@@ -60,7 +60,8 @@ def section(ctx: TourContext) -> Section:
     lz = exact.log_z(best)
     sweep = (50, 500) if tiny else (100, 1000, 14500)
     runs: dict[str, list] = {"forward": [], "reverse": []}
-    start = exact.sample(best, 100, ctx.generator)  # 16 hidden units: exact model samples, so reverse AIS is an upper bound on average
+    # 16 hidden units: exact model samples, so reverse AIS is an upper bound on average
+    start = exact.sample(best, 100, ctx.generator)
     for n in sweep:
         betas = default_betas(max(1, n * 500 // 14500), max(1, n * 4000 // 14500), max(1, n * 10000 // 14500))
         runs["forward"].append(ais(best, train, n_runs=100, betas=betas, generator=ctx.generator))
