@@ -233,3 +233,48 @@ def test_holdout_and_test_file_give_a_test_split(tmp_path, capsys):
     assert cli.main([*base, "--data", str(tmp_path / "labelled.npz"), "--conditional", "--test",
                      str(tmp_path / "test.npy"), "--run-dir", str(tmp_path / "c")]) == 2
     _one_error_line(capsys, "--conditional", "labels", "test.npy")
+
+
+def test_a_learned_decoder_fitted_to_a_run_lowers_only_its_decoder_term(tmp_path, capsys):
+    """`--loss decoder --init RUN` on 8-bit images: a new run whose denoiser is RUN's, whose L_0 (and so the VLB)
+    is lower by the same amount, which `kakusan.load` rebuilds, which resumes, and which refuses what it cannot
+    mean, each in one line, leaving no run directory behind."""
+    rng = np.random.default_rng(0)
+    x = np.zeros((500, 8, 8), np.float32)  # mostly 0 like MNIST, a 3×3 blob of grey levels
+    for img, (r, c) in zip(x, rng.integers(0, 6, (500, 2))):
+        img[r:r + 3, c:c + 3] = rng.integers(60, 256, (3, 3)) / 255
+    data = tmp_path / "blobs.npy"
+    np.save(data, x)
+    split = ["--data", str(data), "--holdout", "0.2"]
+    base, fitted = tmp_path / "base", tmp_path / "decoder"
+    assert cli.main(["diffusion", "train", *split, "--epochs", "4", *UNET, "--run-dir", str(base)]) == 0
+    assert cli.main(["diffusion", "train", *split, "--loss", "decoder", "--init", str(base), "--epochs", "16",
+                     "--batch-size", "100", "--lr", "3e-3", "--run-dir", str(fitted)]) == 0
+    out = capsys.readouterr().out
+    assert "decoder L_0" in out
+    evaluations = []
+    for run in (base, fitted):
+        assert cli.main(["diffusion", "evaluate", str(run), "--n-t", "20", "--json", "--run-dir",
+                         str(tmp_path / f"eval-{run.name}")]) == 0
+        evaluations.append(_json(capsys))
+    fixed, learned = evaluations
+    assert fixed["decoder"].startswith("fixed") and learned["decoder"].startswith("learned")
+    drop = fixed["decoder_bits_per_dim"] - learned["decoder_bits_per_dim"]
+    assert drop > 0.3, (fixed["decoder_bits_per_dim"], learned["decoder_bits_per_dim"])
+    assert fixed["bits_per_dim"] - learned["bits_per_dim"] == pytest.approx(drop, abs=1e-6)  # same draws elsewhere
+    a, b = kakusan.load(base), kakusan.load(fitted)
+    assert a.decoder_head is None and b.decoder_head is not None
+    for k, v in a.net.state_dict().items():
+        assert torch.equal(v, b.net.state_dict()[k]), k
+    assert cli.main(["diffusion", "train", "--resume", "--run-dir", str(fitted), "--epochs", "17"]) == 0
+    assert json.loads((fitted / "summary.json").read_text())["steps"] == 17 * 4
+    capsys.readouterr()
+    cases = [(["--loss", "decoder"], ("--loss decoder", "--init RUN")),
+             (["--loss", "decoder", "--init", str(base), "--channels", "8,8"], ("--channels", "--init run's")),
+             (["--loss", "decoder", "--init", str(fitted)], ("learned decoder already",)),
+             (["--holdout", "0.3", "--loss", "decoder", "--init", str(base)], ("--init", "same --data"))]
+    for i, (extra, words) in enumerate(cases):
+        bad = tmp_path / f"bad{i}"
+        assert cli.main(["diffusion", "train", *split, *extra, "--run-dir", str(bad)]) == 2
+        _one_error_line(capsys, *words)
+        assert not bad.exists()

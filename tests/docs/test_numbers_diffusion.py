@@ -79,3 +79,22 @@ def test_the_class_accuracy_error_is_agresti_coull_now():
     cite(PAGE, "results_calibration.md", "**Fixed**: `class_accuracy` now prints the Agresti–Coull error", "500",
          "100", "0.28")
     assert f"{100 * binomial_stderr(500, 500):.2f}" == "0.28" and "100 % ± 0.28 %" in page(PAGE)
+
+
+def test_the_fixed_decoders_floor_on_mnist():
+    """§2's block: the least L_0 of the fixed decoder on the MNIST test images and the pixels' entropy bound."""
+    from kakusan.data import load
+    from kakusan.diffusion.decoder import fixed_decoder_floor, pixel_posterior_entropy
+
+    mnist = load("mnist")
+    s, bits = Schedule("cosine", 1000), 784 * math.log(2)
+    floor = float(fixed_decoder_floor(mnist.x_test.double() * 2 - 1, s).mean()) / bits
+    h_left = pixel_posterior_entropy(mnist.x_train.double() * 2 - 1, s) / bits
+    check(PAGE, "MNIST zeros", float((mnist.x_test == 0).double().mean()))
+    check(PAGE, "L_0 floor", floor)
+    check(PAGE, "H(x_0|x_1) bound", h_left)
+    check(PAGE, "fixed-decoder excess", floor - h_left)
+    text = page(PAGE)
+    assert f"entropy below {1.05 - (floor - h_left):.2f}" in text and f"at least {floor - h_left:.2f} bits/dim" in text
+    root_beta = math.sqrt(float(s.betas[0]))
+    assert f"{root_beta:.4f}" == "0.0064" and f"{root_beta * 255 / 2:.2f}" == "0.82"

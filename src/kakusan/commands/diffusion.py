@@ -28,7 +28,8 @@ from kakusan.commands.args import (
 
 SAMPLERS = ("ddpm", "ddim", "dpm++2m", "heun")
 # what evaluate measures on the rows: called train_* when they are the training rows
-MEASURED = ("nll", "nll_stderr", "bits_per_dim", "bits_per_dim_stderr")
+MEASURED = ("nll", "nll_stderr", "bits_per_dim", "bits_per_dim_stderr", "decoder_bits_per_dim",
+            "decoder_bits_per_dim_stderr")
 
 
 def _sizes(text: str) -> list[int]:
@@ -104,8 +105,9 @@ def _add_train(tr: argparse.ArgumentParser) -> None:
     tr.add_argument("--target", choices=("eps", "x0", "v"), default=None,
                     help="what the network predicts (default: eps for images, whose x̂_0 is clipped to [−1, 1]; v for "
                          "continuous data, where ε-models blow up near t = T)")
-    tr.add_argument("--loss", choices=("simple", "vlb", "hybrid"), default="simple",
-                    help="L_simple (ε-MSE), the VLB, or hybrid (L_simple + λ VLB, learned variances)")
+    tr.add_argument("--loss", choices=("simple", "vlb", "hybrid", "decoder"), default="simple",
+                    help="L_simple (ε-MSE), the VLB, hybrid (L_simple + λ VLB, learned variances), or decoder (with "
+                         "--init RUN: fit a learned decoder p(x_0|x_1) to RUN's frozen denoiser, for the VLB's L_0)")
     tr.add_argument("--weighting", choices=("eps", "x0", "v"), default="eps",
                     help="the space L_simple measures the error in: eps (default), x0, or v (the v-loss)")
     tr.add_argument("--t-sampling", choices=("uniform", "importance"), default="uniform",
@@ -237,6 +239,13 @@ def run_evaluate(args: argparse.Namespace) -> int:
         if model.config.levels:
             D = model.n_features
             out.update(bits_per_dim=nats.value / (D * math.log(2)), bits_per_dim_stderr=nats.stderr / (D * math.log(2)))
+        if args.nll == "vlb" and model.config.levels:  # the decoder term L_0 = −log p(x_0 | x_1), and which decoder
+            from kakusan.evaluate import Estimate
+
+            l0 = Estimate.of_mean(est.decoder / (model.n_features * math.log(2)), "the VLB's decoder term", "bits/dim")
+            out.update(decoder_bits_per_dim=l0.value, decoder_bits_per_dim_stderr=l0.stderr,
+                       decoder="learned (kakusan.diffusion.decoder)" if model.decoder_head is not None else
+                               "fixed N(x̂_0, β_1), x̂_0 clipped to [−1, 1]")
         out["nll_cpu_seconds"] = time.process_time() - t0
     if args.fd:
         out.update(_sample_quality(model, args, spec, device))

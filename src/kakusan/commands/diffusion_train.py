@@ -12,13 +12,14 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
+import math
 import time
 from dataclasses import dataclass
 
 import torch
 
 from kakusan.commands.diffusion_common import DiffusionData, DiffusionDataSpec, prepare_data
-from kakusan.commands.warm_start import warm_start
+from kakusan.commands.warm_start import read_source, warm_start
 from kakusan.commands.splits import no_held_out_note
 
 Tensor = torch.Tensor
@@ -94,8 +95,41 @@ def build_model(args: argparse.Namespace, data: DiffusionData):
 def build_objective(settings: DiffusionTrainSettings):
     from kakusan.diffusion.objectives import DiffusionLoss
 
+    if settings.loss == "decoder":
+        from kakusan.diffusion.decoder import DecoderLoss
+
+        return DecoderLoss(settings.cond_drop)
+
     return DiffusionLoss(settings.loss, t_sampling=settings.t_sampling, cond_drop=settings.cond_drop,
                          weighting=settings.weighting)
+
+
+def decoder_model(args: argparse.Namespace, spec: DiffusionDataSpec):
+    """``--loss decoder``: the --init run's model (its configuration, its weights) with a fresh learned decoder
+    head initialised from ``args.seed``; (model, what config.json records of the source)."""
+    from kakusan.commands.args import read_run_config, refuse_unused
+    from kakusan.commands.warm_start import split_source
+    from kakusan.diffusion import Diffusion
+    from kakusan.diffusion.decoder import with_decoder
+    from kakusan.errors import KakusanError
+
+    refuse_unused(args, ("schedule", "target", "denoiser", "channels", "hidden", "depth"),
+                  "to --loss decoder (the model is the --init run's)")
+    if args.T != 1000 or args.weighting != "eps" or args.t_sampling != "uniform":
+        raise KakusanError("--T, --weighting and --t-sampling do not apply to --loss decoder (the model is the --init "
+                           "run's, the decoder sees t = 1 only): leave them out")
+    source, init = read_source(args.init)
+    if not isinstance(source, Diffusion):
+        raise KakusanError(f"--init {args.init}: that run saved a {type(source).__name__}; --loss decoder needs a "
+                           "diffusion run")
+    run = split_source(args.init)[0]
+    theirs = read_run_config(run, "diffusion train").get("data")
+    if theirs != dataclasses.asdict(spec):  # the decoder must not see the denoiser's held-out rows
+        raise KakusanError(f"--init {args.init}: that run was trained on {theirs}, this one reads "
+                           f"{dataclasses.asdict(spec)}: give the same --data, --conditional and split options")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(args.seed)
+        return with_decoder(source), init
 
 
 def settings_from(args: argparse.Namespace, n_train: int) -> DiffusionTrainSettings:
@@ -117,6 +151,8 @@ def settings_from(args: argparse.Namespace, n_train: int) -> DiffusionTrainSetti
     cond_drop = 0.1 if args.cond_drop is None else args.cond_drop
     if not 0 <= cond_drop < 1:
         raise KakusanError(f"--cond-drop must be a probability in [0, 1), got {cond_drop}")
+    if args.loss == "decoder" and not args.init:
+        raise KakusanError("--loss decoder fits a learned decoder to a trained model: give that run with --init RUN")
     if args.t_sampling == "importance" and args.loss != "vlb":
         raise KakusanError("--t-sampling importance applies to --loss vlb only")
     if args.warmup < 0:
@@ -156,8 +192,12 @@ def run_train(args: argparse.Namespace) -> int:
         spec = DiffusionDataSpec(args.data, args.conditional, 0.0 if args.holdout is None else args.holdout, args.test)
         data = prepare_data(spec)
         settings = settings_from(args, len(data.train))
-        model = build_model(args, data)
-        init = warm_start(model, args.init) if args.init else None  # before the run directory: a bad --init leaves none
+        if settings.loss == "decoder":
+            model, init = decoder_model(args, spec)
+        else:
+            model = build_model(args, data)
+            # before the run directory: a bad --init leaves none
+            init = warm_start(model, args.init) if args.init else None
         run_dir = RunDir.create("diffusion-train", args.run_dir, args.runs_root)
         run_dir.write_config({"command": "diffusion train", "class": type(model).__name__,
                               "module": type(model).__module__, "model": config_to_json(model.config),
@@ -165,6 +205,8 @@ def run_train(args: argparse.Namespace) -> int:
                               "shape": list(data.shape), "split": data.split, "init": init,
                               "gflop_per_example": model.gflop_per_example()}, argv=args.argv)
     model = model.to(device)
+    if settings.loss == "decoder":  # the denoiser stays as --init gave it; only the decoder head learns
+        model.net.requires_grad_(False)
     per_epoch = steps_per_epoch(len(data.train), settings.batch_size)
     total = settings.epochs * per_epoch
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
@@ -199,7 +241,10 @@ def run_train(args: argparse.Namespace) -> int:
     run_dir.write_json("summary.json", summary)
     print(f"trained {type(model).__name__} ({'×'.join(map(str, data.shape))}, {settings.loss} loss, target "
           f"{model.target}) for {total} steps in {result.seconds:.1f} s; {data.split} L_simple "
-          f"{summary[f'{data.split}_mse']:.4f} ({summary['weights']} weights); run: {run_dir.path}"
+          f"{summary[f'{data.split}_mse']:.4f}"
+          + (f", {data.split} decoder L_0 {summary[f'{data.split}_decoder_bpd']:.4f} bits/dim"
+             if f"{data.split}_decoder_bpd" in summary else "")
+          + f" ({summary['weights']} weights); run: {run_dir.path}"
           + (f"\nnote: {summary['note']}" if "note" in summary else ""))
     return 0
 
@@ -230,6 +275,19 @@ def test_mse(model, x: Tensor, labels: Tensor | None, seed: int) -> float:
     return float(err.mean())
 
 
+def test_decoder_bpd(model, x: Tensor, labels: Tensor | None, seed: int) -> float:
+    """The decoder term L_0 = −log p(x_0 | x_1) in bits/dim on ``x``, noise drawn from ``seed`` (the same for every
+    call), x̂_0 clipped as the VLB's evaluation clips it."""
+    from kakusan.diffusion.decoder import decoder_term
+
+    g = torch.Generator().manual_seed(seed)
+    x0 = model.to_model(x)
+    eps = torch.randn(x0.shape, generator=g).to(x0)
+    cond = None if labels is None else labels.to(x0.device).long()
+    with torch.no_grad():
+        return float(decoder_term(model, x0, cond, eps=eps).mean()) / (x0[0].numel() * math.log(2))
+
+
 class _Evaluator:
     """The evaluation hook: the test L_simple of the raw and the EMA weights (same times and noise every call) —
     ``train_mse`` instead when the data have no test split (the rows are the training rows)."""
@@ -238,15 +296,21 @@ class _Evaluator:
         self.x = data.test[:EVAL_ROWS].to(device)
         self.labels = data.test_labels[:EVAL_ROWS] if model.n_classes else None
         self.key = f"{data.split}_mse"
+        self.decoder_key = f"{data.split}_decoder_bpd"  # models with a learned decoder: L_0 in bits/dim
         self.shadow = copy.deepcopy(model)
 
     def __call__(self, ctx) -> dict:
         t0 = time.perf_counter()
         record = {"eval": True, self.key: test_mse(ctx.model, self.x, self.labels, 0)}
+        decoder = getattr(ctx.model, "decoder_head", None) is not None
+        if decoder:
+            record[self.decoder_key] = test_decoder_bpd(ctx.model, self.x, self.labels, 0)
         if ctx.ema is not None:
             ctx.ema.copy_to(self.shadow)
             self.shadow.eval()
             record[f"{self.key}_ema"] = test_mse(self.shadow, self.x, self.labels, 0)
+            if decoder:
+                record[f"{self.decoder_key}_ema"] = test_decoder_bpd(self.shadow, self.x, self.labels, 0)
         record["seconds"] = time.perf_counter() - t0
         return record
 
@@ -275,4 +339,8 @@ def train_figures(model, data: DiffusionData, run_dir, per_epoch: int, seed: int
         samples = model.sample(2000, make_generator(seed + 2, device), **steps).cpu()
         report.scatter_figure(data.test[:2000], samples, run_dir.figures / "samples.png")
     x = data.test[:EVAL_ROWS].to(device)
-    return {f"{data.split}_mse": test_mse(model, x, data.test_labels[:EVAL_ROWS] if model.n_classes else None, 0)}
+    labels = data.test_labels[:EVAL_ROWS] if model.n_classes else None
+    out = {f"{data.split}_mse": test_mse(model, x, labels, 0)}
+    if getattr(model, "decoder_head", None) is not None:
+        out[f"{data.split}_decoder_bpd"] = test_decoder_bpd(model, x, labels, 0)
+    return out

@@ -31,15 +31,25 @@ def split_source(source: str) -> tuple[str, str]:
     return source, "ema"
 
 
-def warm_start(model: torch.nn.Module, source: str) -> dict:
-    """Copy into ``model`` the weights saved by the run ``source``; return what to record in config.json."""
+def read_source(source: str) -> tuple[torch.nn.Module, dict]:
+    """(the model the run ``source`` saved — its EMA weights unless RUN:model / RUN:last —, what to record of it in
+    config.json: run, weights, checkpoint, step and SHA-256 manifest hash)."""
     from kakusan.checkpoint import find, load_model, path_of, read_manifest
-    from kakusan.errors import KakusanError
-    from kakusan.registry import config_to_json
 
     run, weights = split_source(source)
     folder, name, part = find(run, weights)
     saved = load_model(folder, name, map_location="cpu", part=part)
+    head = read_manifest(path_of(folder, name))  # the manifest alone: its step and hash
+    return saved, {"run": str(Path(run).resolve()), "weights": part, "checkpoint": name,
+                   "step": head.get("step", (head.get("meta") or {}).get("step")), "sha256_all": head.get("sha256_all")}
+
+
+def warm_start(model: torch.nn.Module, source: str) -> dict:
+    """Copy into ``model`` the weights saved by the run ``source``; return what to record in config.json."""
+    from kakusan.errors import KakusanError
+    from kakusan.registry import config_to_json
+
+    saved, record = read_source(source)
     if type(saved) is not type(model):
         raise KakusanError(f"--init {source}: that run saved a {type(saved).__name__}, this run builds a "
                            f"{type(model).__name__}; give a run of the same model")
@@ -50,6 +60,4 @@ def warm_start(model: torch.nn.Module, source: str) -> dict:
         raise KakusanError(f"--init {source}: the saved model's configuration differs ({shown}); give the same "
                            "model options as that run")
     model.load_state_dict(saved.state_dict())
-    head = read_manifest(path_of(folder, name))  # the manifest alone: its step and hash
-    return {"run": str(Path(run).resolve()), "weights": part, "checkpoint": name, "step": head.get("step", (head.get("meta") or {}).get("step")),
-            "sha256_all": head.get("sha256_all")}
+    return record

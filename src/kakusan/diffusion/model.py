@@ -43,6 +43,8 @@ class DiffusionConfig:
     learn_variance : the network also outputs the reverse variances (interpolated between β̃_t and β_t).
     shift, scale : data = shift + scale · x (the network sees x).
     levels : 256 for 8-bit data on the grid k/255 (discretised decoder, dequantisation); 0 for continuous data.
+    decoder : a :class:`~kakusan.diffusion.decoder.DecoderConfig` gives the VLB's L_0 a learned per-dimension
+        variance (:mod:`~kakusan.diffusion.decoder`); None (default): the fixed N(x̂_0, β_1).
     """
 
     data_shape: tuple[int, ...] = (2,)
@@ -54,6 +56,7 @@ class DiffusionConfig:
     shift: float = 0.0
     scale: float = 1.0
     levels: int = 0
+    decoder: Any = None
 
 
 def net_shape(data_shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -93,6 +96,13 @@ class Diffusion(nn.Module):
         self.image_shape: tuple[int, ...] | None = shape if len(shape) >= 2 else None
         self.net = build_denoiser(config)
         self._net_shape = net_shape(shape)
+        self.decoder_head = None
+        if config.decoder is not None:
+            from kakusan.diffusion.decoder import DecoderConfig, DecoderHead
+
+            if not isinstance(config.decoder, DecoderConfig):
+                raise KakusanError(f"decoder must be a DecoderConfig or None, got {type(config.decoder).__name__}")
+            self.decoder_head = DecoderHead(config.decoder, self._net_shape)
 
     @classmethod
     def from_config(cls, config: DiffusionConfig) -> "Diffusion":
@@ -188,6 +198,20 @@ class Diffusion(nn.Module):
         if not self.config.learn_variance:
             return out[:, 0], None
         return out[:, 0], torch.sigmoid(out[:, 1])
+
+    def decoder_params(self, x1: Tensor, x0_hat: Tensor) -> tuple[Tensor, Tensor]:
+        """(mean, log Σ) of the learned decoder p_θ(x_0 | x_1) = N(mean, Σ) per dimension, each (n, D) float64:
+        mean = x̂_0 + √β_1 m, log Σ = log β_1 + s, with (m, s) from the head on (x_1/α_1, x̂_0)
+        (:mod:`~kakusan.diffusion.decoder`). Needs ``config.decoder``."""
+        if self.decoder_head is None:
+            raise KakusanError("this model's decoder is the fixed N(x̂_0, β_1): give it a learned one with "
+                               "kakusan.diffusion.decoder.with_decoder")
+        alpha = float(self.schedule.alpha_sigma(torch.ones(1, dtype=torch.float64))[0])
+        beta = float(self.schedule.betas[0])
+        dtype, n = self._dtype(), len(x1)
+        m, s = self.decoder_head(x1.to(dtype) / alpha, x0_hat.to(dtype))
+        mean = x0_hat.double().reshape(n, -1) + math.sqrt(beta) * m.double().reshape(n, -1)
+        return mean, math.log(beta) + s.double().reshape(n, -1)
 
     def eps(self, x_t: Tensor, t, cond: Tensor | None = None) -> Tensor:
         """ε̂(x_t, t)."""

@@ -25,12 +25,12 @@ the mean's x_t part, so μ̃(x_t, x_0) − μ̃(x_t, x̂_0) = c_0 (x_0 − x̂_0
 with Σ = β̃_t this is ½ (SNR(t−1) − SNR(t)) ‖x_0 − x̂_0‖²  (c_0²/β̃_t = SNR(t−1) − SNR(t)).
 
 **The decoder L_0.** Its mean is μ̃(x_1, x̂_0) = x̂_0 (c_0 = 1, c_t = 0 at t = 1), its variance Σ_1 (β_1 unless
-learned). For continuous data (``config.levels`` = 0) L_0 = −log N(x_0; x̂_0, Σ_1), a density, and the VLB
-bounds the NLL of the continuous data. For ``levels`` = L > 0 (8-bit data: 256 values k/255 in data space)
-the decoder is the discretised Gaussian (Ho et al. eq. 13): the mass of the bin [x − δ, x + δ] (δ half a
-grid step in the network's space, 1/255 for images in [−1, 1]), with the first and last bins extended to
-∓∞, so the masses of the L values sum to one; it is computed from log-CDFs (stable far in the tails and for
-bins narrow against the scale).
+learned; a model with a learned decoder, :mod:`~kakusan.diffusion.decoder`, gives each dimension its own mean and
+Σ_1). For continuous data (``config.levels`` = 0) L_0 = −log N(x_0; x̂_0, Σ_1), a density, and the VLB bounds
+the NLL of the continuous data. For ``levels`` = L > 0 (8-bit data: 256 values k/255 in data space) the decoder
+is the discretised Gaussian (Ho et al. eq. 13): the mass of the bin [x − δ, x + δ] (δ half a grid step in the
+network's space, 1/255 for images in [−1, 1]), with the first and last bins extended to ∓∞, so the masses of the
+L values sum to one; it is computed from log-CDFs (stable far in the tails and for bins narrow against the scale).
 
 **Units and the Jacobian.** The terms are computed on the network's x = (data − shift)/scale. For
 ``levels`` > 0 the bound is on −log P(data) of the discrete values themselves (a probability mass, the same in
@@ -302,9 +302,12 @@ def term_from_prediction(model, x0: Tensor, x_t: Tensor, t, x0_hat: Tensor, v: T
     if bool(first.any()):
         idx = first.nonzero().reshape(-1)
         ti = t[idx.cpu()]
-        log_var = reverse_log_variance(schedule, ti, None if vv is None else vv[idx], variance, like=x0d[idx])
-        log_var = log_var if log_var.ndim == 2 else log_var[:, None].expand(len(idx), x0d.shape[1])
-        mean = x0d[idx] - diff[idx]  # = x̂_0
+        if getattr(model, "decoder_head", None) is not None:  # the learned decoder (kakusan.diffusion.decoder)
+            mean, log_var = model.decoder_params(x_t[idx], x0_hat[idx])
+        else:
+            log_var = reverse_log_variance(schedule, ti, None if vv is None else vv[idx], variance, like=x0d[idx])
+            log_var = log_var if log_var.ndim == 2 else log_var[:, None].expand(len(idx), x0d.shape[1])
+            mean = x0d[idx] - diff[idx]  # = x̂_0
         levels = _levels(model)
         if levels:
             low, high = _data_range(model)
@@ -351,11 +354,14 @@ class VLBResult:
     estimate : their mean with the standard error across examples, in ``unit`` (nats or bits/dim).
     terms : (n, T + 1) float64 for :func:`vlb_exact`: column t − 1 holds L_{t−1} (t = 1 … T; column 0 = L_0),
         column T holds L_T (network space); None for :func:`vlb_estimate`.
+    decoder : (n,) float64, the decoder term L_0 = −log p_θ(x_0 | x_1) of each example in nats (one draw of x_1),
+        part of ``values``: where a bound on 8-bit data spends its bits (:mod:`~kakusan.diffusion.decoder`).
     """
 
     values: Tensor
     estimate: Estimate
     terms: Tensor | None = None
+    decoder: Tensor | None = None
 
     @property
     def nats(self) -> Estimate:
@@ -382,11 +388,12 @@ def _prepare(model, x0: Tensor, cond) -> tuple[Tensor, Tensor | None]:
     return x, _cond(model, cond, len(x))
 
 
-def _result(model, x: Tensor, nll_x: Tensor, unit: str, method: str, terms: Tensor | None) -> VLBResult:
+def _result(model, x: Tensor, nll_x: Tensor, unit: str, method: str, terms: Tensor | None,
+            decoder: Tensor) -> VLBResult:
     D = x[0].numel()
     values = nll_x if _levels(model) else nll_x - log_jacobian(model, D)
     per = values / (D * math.log(2)) if unit == "bits/dim" else values
-    return VLBResult(values, Estimate.of_mean(per, method=method, unit=unit), terms)
+    return VLBResult(values, Estimate.of_mean(per, method=method, unit=unit), terms, decoder)
 
 
 @torch.no_grad()
@@ -415,7 +422,8 @@ def vlb_exact(model, x0: Tensor, cond: Tensor | None = None, generator: Seed = N
             eps = torch.randn(xb.shape, generator=g, device=xb.device, dtype=xb.dtype)
             terms[i:i + len(xb), t - 1] = vlb_term(model, xb, t, cb, eps=eps, variance=variance, clip_x0=clip).cpu()
         terms[i:i + len(xb), T] = prior_kl(schedule, xb).cpu()
-    return _result(model, x, terms.sum(1), unit, f"VLB exact sum over T={T} (one x_t draw per term)", terms)
+    return _result(model, x, terms.sum(1), unit, f"VLB exact sum over T={T} (one x_t draw per term)", terms,
+                   terms[:, 0].clone())
 
 
 def strata(T: int, n_t: int) -> tuple[Tensor, Tensor]:
@@ -454,6 +462,7 @@ def vlb_estimate(model, x0: Tensor, cond: Tensor | None = None, generator: Seed 
     clip = bool(_levels(model)) if clip_x0 is None else clip_x0
     g = make_generator(generator, x.device)
     nll = torch.zeros(len(x), dtype=torch.float64)
+    decoder = torch.zeros(len(x), dtype=torch.float64)
     for i in range(0, len(x), batch):
         xb, cb = x[i:i + batch], None if cond is None else cond[i:i + batch]
         terms = torch.zeros(len(xb), len(starts) + 2, dtype=torch.float64)  # L_0, the strata, L_T (as vlb_exact)
@@ -467,8 +476,10 @@ def vlb_estimate(model, x0: Tensor, cond: Tensor | None = None, generator: Seed 
             terms[:, k + 1] = size * vlb_term(model, xb, t, cb, eps=eps, variance=variance, clip_x0=clip).cpu()
         terms[:, -1] = prior_kl(schedule, xb).cpu()
         nll[i:i + len(xb)] = terms.sum(1)
+        decoder[i:i + len(xb)] = terms[:, 0]
     n_strata = len(starts)
-    return _result(model, x, nll, unit, f"VLB stratified, L_0 and L_T exact + {n_strata} strata of t = 2…{T}", None)
+    return _result(model, x, nll, unit, f"VLB stratified, L_0 and L_T exact + {n_strata} strata of t = 2…{T}", None,
+                   decoder)
 
 
 # -- importance sampling of t ------------------------------------------------------------------------------
