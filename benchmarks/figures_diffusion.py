@@ -5,7 +5,8 @@
 writes ``<prefix>_forward.png`` (a test image noised and denoised), ``<prefix>_samplers.png`` (the same x_T through
 each sampler at 5–50 steps), ``<prefix>_classes.png`` (ten samples per class, DPM-Solver++(2M), 20 steps, guidance
 2), ``<prefix>_vlb_t.png`` (bits/dim of each VLB term against t and their running sum, by ``vlb_exact`` on the first
-``--vlb-rows`` test images) and ``<prefix>_fd_nfe.png`` (FD against network evaluations, redrawn from the rows of
+``--vlb-rows`` test images; with ``--decoder-run`` also the L_0 of a learned decoder fitted to the run, and the bound
+with it) and ``<prefix>_fd_nfe.png`` (FD against network evaluations, redrawn from the rows of
 ``--results``, the table ``benchmarks/eval_diffusion.py`` wrote — measuring FD again costs ~10 CPU-minutes; run that
 script to refresh it). The prefix is ``diffusion_mnist`` or ``diffusion_fashion`` after the run's data set. Every
 figure is drawn by the current code from the run's EMA weights; the whole command takes ~3 CPU-minutes on MNIST's
@@ -15,6 +16,7 @@ UNet (0.2 GFLOP per image and step), most of it the 1000 network calls of the ex
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
@@ -37,6 +39,8 @@ def main() -> int:
     p.add_argument("--results", help="eval_diffusion.py's table for the FD figure (default: "
                                      "benchmarks/results_<prefix>.md; skipped when missing)")
     p.add_argument("--vlb-rows", type=int, default=32, help="test images for the bits/dim-against-t figure")
+    p.add_argument("--decoder-run", help="a run fitted by `--loss decoder --init RUN` to this one: the vlb_t figure "
+                                         "adds its L_0 and bound (same images, same x_1)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
 
@@ -85,7 +89,21 @@ def main() -> int:
         result = vlb_exact(model, x, cond, generator=args.seed + 4, batch=args.vlb_rows)
         bpd = result.bits_per_dim(model.n_features)
         print(f"VLB (exact sum over t) on {len(x)} test images: {bpd.value:.4f} ± {bpd.stderr:.4f} bits/dim")
-        return report.vlb_t_figure(result, model.n_features, path,
+        learned = None
+        if args.decoder_run:  # the same x_1: vlb_exact's first draw (one batch) is the decoder's ε
+            from kakusan.diffusion.decoder import decoder_term
+            from kakusan.runtime import make_generator
+
+            fitted = _load(argparse.Namespace(source=args.decoder_run, device="cpu", weights="ema", data=None,
+                                              rows=0))[0]
+            x0 = fitted.to_model(x)
+            eps = torch.randn(x0.shape, generator=make_generator(args.seed + 4, x0.device), dtype=x0.dtype)
+            with torch.no_grad():
+                learned = decoder_term(fitted, x0, cond, eps=eps)
+            torch.testing.assert_close(decoder_term(model, x0, cond, eps=eps), result.terms[:, 0])  # same x_1
+            print(f"L_0: {float(result.terms[:, 0].mean()) / (model.n_features * math.log(2)):.4f} (fixed), "
+                  f"{float(learned.mean()) / (model.n_features * math.log(2)):.4f} (learned) bits/dim")
+        return report.vlb_t_figure(result, model.n_features, path, learned_decoder=learned,
                                    title=f"{spec.data}: the VLB's terms on {len(x)} test images")
 
     def fd_nfe(path):

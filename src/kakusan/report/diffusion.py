@@ -120,10 +120,13 @@ def vlb_per_t(result, n_features: int) -> np.ndarray:
     return (per / (n_features * math.log(2))).numpy()
 
 
-def vlb_t_figure(result, n_features: int, path: str | Path, title: str | None = None) -> Path:
+def vlb_t_figure(result, n_features: int, path: str | Path, title: str | None = None,
+                 learned_decoder=None) -> Path:
     """Bits/dim contributed by each term of the VLB against t (log–log; L_0 and L_T marked), and their running sum
     Σ_{s ≤ t} L_{s−1} (L_T added at t = T), which ends at the total bound. ``result`` comes from
-    :func:`~kakusan.diffusion.vlb.vlb_exact`; the numbers plotted are :func:`vlb_per_t`'s."""
+    :func:`~kakusan.diffusion.vlb.vlb_exact`; the numbers plotted are :func:`vlb_per_t`'s. ``learned_decoder``
+    ((n,) nats, the L_0 of a learned decoder on the same examples and x_1, :mod:`~kakusan.diffusion.decoder`) adds
+    its L_0 and the bound with it in place of the fixed decoder's (every other term is the same)."""
     per = vlb_per_t(result, n_features)
     T = len(per) - 1
     t = np.arange(1, T + 1)
@@ -136,11 +139,22 @@ def vlb_t_figure(result, n_features: int, path: str | Path, title: str | None = 
     for x, y, name, style in ((1, per[0], "$L_0$ (decoder)", dict(marker="o", color="C1")),
                               (T, per[T], "$L_T$ (prior)", dict(marker="s", color="C3"))):
         top.plot([x] if y > 0 else [], [y] if y > 0 else [], ls="none", ms=7, label=f"{name} = {y:.3g}", **style)
+    if learned_decoder is not None:
+        l0 = torch.as_tensor(learned_decoder, dtype=torch.float64) / (n_features * math.log(2))
+        top.plot([1], [float(l0.mean())], ls="none", ms=7, marker="D", color="C2",
+                 label=f"$L_0$, learned decoder = {float(l0.mean()):.3g}")
     top.set_yscale("log")
     top.set_ylabel("bits/dim of the term")
     bottom.plot(t, cum, color="C0", label="running sum")
     bottom.axhline(total.value, ls="--", color="k",
                    label=f"VLB {total.value:.4g} ± {total.stderr:.2g} bits/dim ({total.n} examples)")
+    if learned_decoder is not None:
+        values = result.values / (n_features * math.log(2)) + (l0 - result.terms[:, 0] / (n_features * math.log(2)))
+        shifted = cum + float(l0.mean()) - per[0]
+        bottom.plot(t, shifted, color="C2", lw=0.9, label="running sum, learned decoder")
+        bottom.axhline(float(values.mean()), ls=":", color="C2",
+                       label=f"VLB {float(values.mean()):.4g} ± {float(values.std()) / len(values) ** 0.5:.2g} "
+                             "with the learned decoder")
     bottom.set_xscale("log")
     bottom.set(xlabel="step t", ylabel="bits/dim, terms up to t")
     if title:
