@@ -130,12 +130,14 @@ RECIPES: tuple[Recipe, ...] = (
            "also measures the zero-shot confusion matrix again); writes into docs/figures itself, with the "
            "prompt-model figures"),
     Recipe("diffusion-mnist", "trained run", (
-        ("python", "benchmarks/figures_diffusion.py", "runs/ddpm-mnist-cond", "--out", "docs/figures"),),
+        ("python", "benchmarks/figures_diffusion.py", "runs/ddpm-mnist-cond", "--decoder-run",
+         "runs/ddpm-mnist-cond-decoder", "--out", "docs/figures"),),
            {name: name for name in ("diffusion_mnist_forward.png", "diffusion_mnist_samplers.png",
                                     "diffusion_mnist_classes.png", "diffusion_mnist_vlb_t.png",
                                     "diffusion_mnist_fd_nfe.png")},
-           "needs the trained run runs/ddpm-mnist-cond (benchmarks/results_diffusion_mnist.md); about 3 CPU-minutes "
-           "once it is there; writes into docs/figures itself"),
+           "needs the trained run runs/ddpm-mnist-cond (benchmarks/results_diffusion_mnist.md) and the decoder "
+           "fitted to it, runs/ddpm-mnist-cond-decoder (benchmarks/results_diffusion_decoder.md); about 3 "
+           "CPU-minutes once they are there; writes into docs/figures itself"),
 )
 
 # docs/figures/NAME -> its recipe.

@@ -29,6 +29,7 @@ from eval_diffusion import fd_curves, read_table  # noqa: E402
 SAMPLERS = ("ddpm", "ddim", "dpm++2m", "heun")
 STEPS = (5, 10, 20, 50)
 PREFIX = {"mnist": "diffusion_mnist", "fashion-mnist": "diffusion_fashion"}
+FIGURES = ("forward", "samplers", "classes", "vlb_t", "fd_nfe")
 
 
 def main() -> int:
@@ -41,6 +42,7 @@ def main() -> int:
     p.add_argument("--vlb-rows", type=int, default=32, help="test images for the bits/dim-against-t figure")
     p.add_argument("--decoder-run", help="a run fitted by `--loss decoder --init RUN` to this one: the vlb_t figure "
                                          "adds its L_0 and bound (same images, same x_1)")
+    p.add_argument("--only", nargs="+", choices=FIGURES, help="draw only these figures (default: all)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
 
@@ -115,9 +117,9 @@ def main() -> int:
         return report.fd_nfe_figure(curves, path, floor=floor) if curves else None
 
     t0 = time.process_time()
-    for name, draw in (("forward", forward), ("samplers", samplers), ("classes", classes), ("vlb_t", vlb_t),
-                       ("fd_nfe", fd_nfe)):
-        timed(name, draw)
+    draws = {"forward": forward, "samplers": samplers, "classes": classes, "vlb_t": vlb_t, "fd_nfe": fd_nfe}
+    for name in args.only or FIGURES:
+        timed(name, draws[name])
     print(f"all figures: {time.process_time() - t0:.0f} CPU-s")
     return 0
 

@@ -98,3 +98,17 @@ def test_the_fixed_decoders_floor_on_mnist():
     assert f"entropy below {1.05 - (floor - h_left):.2f}" in text and f"at least {floor - h_left:.2f} bits/dim" in text
     root_beta = math.sqrt(float(s.betas[0]))
     assert f"{root_beta:.4f}" == "0.0064" and f"{root_beta * 255 / 2:.2f}" == "0.82"
+
+
+def test_the_learned_decoder_on_mnist():
+    """§2's figure caption and §8's paragraph: the retrained run and the decoder fitted to it."""
+    results = "results_diffusion_decoder.md"
+    cite(PAGE, results, "| ddpm-mnist-cond | fixed N(x̂_0, β_1), x̂_0 clipped | labels", "1.73", "0.02", "0.77")
+    cite(PAGE, results, "| ddpm-mnist-cond-decoder | learned | labels", "1.30", "0.02", "0.34")
+    cite(PAGE, results, "| ddpm-mnist-cond-decoder | learned | none", "1.31", "0.02")
+    cite(PAGE, results, "(2,234 CPU-s)", "2,234")
+    cite(PAGE, results, "(611 CPU-s)", "611")
+    cite(PAGE, results, "The bits/dim-against-t figure", "0.757", "0.324", "1.72", "1.29")
+    cite(PAGE, results, "The rest of the bound is the denoiser's", "0.96")
+    text = page(PAGE)
+    assert f"{1.2970 - 1.05:.2f} short of the 1.05 goal" in text

@@ -136,7 +136,8 @@ def vlb_t_figure(result, n_features: int, path: str | Path, title: str | None = 
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(5.5, 5.4), dpi=110, sharex=True, layout="constrained")
     kl = np.where(per[1:T] > 0, per[1:T], np.nan)  # a zero term has no place on a log axis
     top.plot(t[1:], kl, lw=0.8, color="C0", label="$L_{t-1}$, Gaussian KL (t ≥ 2)")
-    for x, y, name, style in ((1, per[0], "$L_0$ (decoder)", dict(marker="o", color="C1")),
+    fixed = "$L_0$ (decoder)" if learned_decoder is None else "$L_0$, fixed decoder"
+    for x, y, name, style in ((1, per[0], fixed, dict(marker="o", color="C1")),
                               (T, per[T], "$L_T$ (prior)", dict(marker="s", color="C3"))):
         top.plot([x] if y > 0 else [], [y] if y > 0 else [], ls="none", ms=7, label=f"{name} = {y:.3g}", **style)
     if learned_decoder is not None:
