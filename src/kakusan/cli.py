@@ -11,7 +11,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
+import threading
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads (see kakusan/__init__.py)
 
@@ -45,12 +47,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:  # building the parser imports every command module (torch among them): Ctrl-C here is one line too
+    # Building the parser imports every command module, torch among them. A KeyboardInterrupt raised while
+    # torch's C++ is calling back into Python cannot be caught: pybind11 turns it into a C++ exception and the
+    # process aborts. So Ctrl-C is only noted while the modules load, and acted on (one line, status 130) after.
+    noted: list[int] = []
+    deferring = threading.current_thread() is threading.main_thread()
+    if deferring:
+        previous = signal.signal(signal.SIGINT, lambda signum, frame: noted.append(signum))
+    try:
         from kakusan.commands.generate import rewrite_argv
 
         parser = build_parser()
         args = parser.parse_args(rewrite_argv(sys.argv[1:] if argv is None else list(argv)))
     except KeyboardInterrupt:
+        noted.append(signal.SIGINT)
+    finally:
+        if deferring:
+            signal.signal(signal.SIGINT, signal.default_int_handler if previous is None else previous)
+    if noted:
         sys.stderr.write("kakusan: interrupted\n")
         return 130
     args.argv = ["kakusan", *(sys.argv[1:] if argv is None else argv)]  # recorded in each run's argv.json

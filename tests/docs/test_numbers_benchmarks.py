@@ -241,6 +241,12 @@ def test_the_mnist_diffusion_model():
     cite(PAGE, mnist, "| ddim 50 |", "30.1")
     cite(PAGE, mnist, "| heun 10 |", "29.5")
     cite(PAGE, "results_diffusion.md", "For scale: the default MNIST model", "0.204")
+    decoder = "results_diffusion_decoder.md"
+    cite(PAGE, decoder, "| ddpm-mnist-cond | fixed N(x̂_0, β_1), x̂_0 clipped | labels", "1.73", "0.02", "0.77")
+    cite(PAGE, decoder, "| ddpm-mnist-cond-decoder | learned | labels", "1.30", "0.02", "0.34")
+    cite(PAGE, decoder, "(2,234 CPU-s)", "2,234")
+    cite(PAGE, decoder, "(611 CPU-s)", "611")
+    assert "0.25 short" in page(PAGE) and f"{1.2970 - 1.05:.2f}" == "0.25"
     assert 4 * (60000 // 128) == 1872 and "4 epochs (1,872 steps)" in page(PAGE)
     assert round(500 * 1000 * 0.204e9 / 1e12, -2) == 100 and "about 100 TFLOP" in page(PAGE)
 
