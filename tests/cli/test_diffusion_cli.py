@@ -258,6 +258,9 @@ def test_a_learned_decoder_fitted_to_a_run_lowers_only_its_decoder_term(tmp_path
                          str(tmp_path / f"eval-{run.name}")]) == 0
         evaluations.append(_json(capsys))
     fixed, learned = evaluations
+    assert cli.main(["diffusion", "evaluate", str(fitted), "--n-t", "5", "--run-dir", str(tmp_path / "eval-text")]) == 0
+    printed = capsys.readouterr().out.splitlines()[0]
+    assert "of which the decoder term L_0" in printed and "(learned decoder)" in printed
     assert fixed["decoder"].startswith("fixed") and learned["decoder"].startswith("learned")
     drop = fixed["decoder_bits_per_dim"] - learned["decoder_bits_per_dim"]
     assert drop > 0.3, (fixed["decoder_bits_per_dim"], learned["decoder_bits_per_dim"])

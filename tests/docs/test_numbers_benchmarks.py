@@ -247,7 +247,7 @@ def test_the_mnist_diffusion_model():
     cite(PAGE, decoder, "(2,234 CPU-s)", "2,234")
     cite(PAGE, decoder, "(611 CPU-s)", "611")
     assert "0.25 short" in page(PAGE) and f"{1.2970 - 1.05:.2f}" == "0.25"
-    cite(PAGE, decoder, "| ddpm-mnist-cond-r2-decoder | learned", "1.26", "0.02")
+    cite(PAGE, decoder, "| ddpm-mnist-cond-r2-decoder | learned | labels", "1.26", "0.02")
     cite(PAGE, decoder, "(2,066 CPU-s)", "2,066")
     cite(PAGE, decoder, "(543 CPU-s)", "543")
     assert 2234 + 2066 + 543 == 4843 and "4,843 CPU-s in all" in page(PAGE)

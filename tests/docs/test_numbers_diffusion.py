@@ -110,7 +110,7 @@ def test_the_learned_decoder_on_mnist():
     cite(PAGE, results, "(611 CPU-s)", "611")
     cite(PAGE, results, "The bits/dim-against-t figure", "0.757", "0.324", "1.72", "1.29")
     cite(PAGE, results, "The rest of the bound is the denoiser's", "0.96")
-    cite(PAGE, results, "| ddpm-mnist-cond-r2-decoder | learned", "1.26", "0.02")
+    cite(PAGE, results, "| ddpm-mnist-cond-r2-decoder | learned | labels", "1.26", "0.02")
     cite(PAGE, results, "(2,066 CPU-s)", "2,066")
     cite(PAGE, results, "The second cycle lowered the KL terms", "0.04")
     text = page(PAGE)

@@ -275,6 +275,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
             parts.append(f"NLL {out['nll']:.3f} ± {out['nll_stderr']:.3f} nats ({args.nll})")
         if "bits_per_dim" in out:
             parts.append(f"{out['bits_per_dim']:.4f} ± {out['bits_per_dim_stderr']:.4f} bits/dim")
+        if "decoder_bits_per_dim" in out:
+            parts.append(f"of which the decoder term L_0 {out['decoder_bits_per_dim']:.4f} bits/dim "
+                         f"({out['decoder'].split(' ')[0]} decoder)")
         if "fd" in out:
             parts.append(f"fd {out['fd']:.4g} ± {out['fd_stderr']:.2g} (real images: {out['floor']['fd']:.3g})")
         for key in ("precision", "recall", "class_accuracy"):
