@@ -51,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     # torch's C++ is calling back into Python cannot be caught: pybind11 turns it into a C++ exception and the
     # process aborts. So Ctrl-C is only noted while the modules load, and acted on (one line, status 130) after.
     noted: list[int] = []
-    deferring = threading.current_thread() is threading.main_thread()
+    deferring = (threading.current_thread() is threading.main_thread()
+                 and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN)  # a process told to ignore it still does
     if deferring:
         previous = signal.signal(signal.SIGINT, lambda signum, frame: noted.append(signum))
     try:
