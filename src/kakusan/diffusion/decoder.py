@@ -39,7 +39,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from scipy.stats import norm
 from torch import nn
 
 from kakusan.errors import KakusanError, check_positive_int
@@ -82,14 +81,12 @@ class DecoderHead(nn.Module):
         nn.init.zeros_(layers[-1].weight)
         nn.init.zeros_(layers[-1].bias)
         self.body = nn.Sequential(*layers)
-        self.image = image
 
-    def forward(self, x1_scaled: Tensor, x0_hat: Tensor) -> Tensor:
-        n = len(x1_scaled)
-        a, b = x1_scaled.reshape(n, *self.net_shape), x0_hat.reshape(n, *self.net_shape)
-        h = torch.cat([a, b], dim=1) if self.image else torch.cat([a.reshape(n, -1), b.reshape(n, -1)], dim=1)
-        out = self.body(h).reshape(n, 2, *self.net_shape) if self.image else self.body(h).reshape(n, 2, -1)
-        return out[:, 0].reshape(n, *self.net_shape), out[:, 1].reshape(n, *self.net_shape).clamp(*OFFSET_RANGE)
+    def forward(self, x1_scaled: Tensor, x0_hat: Tensor) -> tuple[Tensor, Tensor]:
+        n = len(x1_scaled)  # net_shape is (C, H, W) for images, (D,) for vectors: channels (or units) are dim 1
+        h = torch.cat([x1_scaled.reshape(n, *self.net_shape), x0_hat.reshape(n, *self.net_shape)], dim=1)
+        out = self.body(h).reshape(n, 2, *self.net_shape)
+        return out[:, 0], out[:, 1].clamp(*OFFSET_RANGE)
 
 
 def with_decoder(model, config: DecoderConfig | None = None):
@@ -113,13 +110,23 @@ def with_decoder(model, config: DecoderConfig | None = None):
 
 def decoder_term(model, x0: Tensor, cond: Tensor | None = None, generator: Seed = None, *,
                  eps: Tensor | None = None, clip_x0: bool | None = None) -> Tensor:
-    """L_0 = −log p_θ(x_0 | x_1) per example, (n,) float64 nats, x0 in the network's space: draws x_1 (ε given or
-    from ``generator``) and evaluates the model's decoder (learned if it has one, else fixed) with x̂_0 clipped as
-    the VLB's evaluation clips it (default: for ``levels`` > 0). Gradients reach the decoder head only."""
-    from kakusan.diffusion.vlb import _cond, _levels, vlb_term
+    """L_0 = −log p_θ(x_0 | x_1) per example, (n,) float64 nats, x0 in the network's space: draws x_1 = α_1 x_0 +
+    σ_1 ε (ε given, or from ``generator``) and evaluates the model's decoder (learned if it has one, else fixed)
+    with x̂_0 clipped as the VLB's evaluation clips it (default: for ``levels`` > 0) — the same number as
+    :func:`~kakusan.diffusion.vlb.vlb_term` at t = 1. x̂_0 is computed without gradients, so only the decoder
+    head's parameters get them."""
+    from kakusan.diffusion.vlb import _col, _cond, _integer_t, _levels, _x0_hat, term_from_prediction
 
+    n = len(x0)
+    if eps is None:
+        eps = torch.randn(x0.shape, generator=make_generator(generator, x0.device), device=x0.device, dtype=x0.dtype)
+    t = _integer_t(model.schedule, 1, n)
+    alpha, sigma = (a.to(x0) for a in model.schedule.alpha_sigma(t.to(torch.float64)))
+    x1 = _col(alpha, x0) * x0 + _col(sigma, x0) * eps
     clip = bool(_levels(model)) if clip_x0 is None else clip_x0
-    return vlb_term(model, x0, 1, _cond(model, cond, len(x0)), generator, eps=eps, clip_x0=clip)
+    with torch.no_grad():
+        x0_hat, v = _x0_hat(model, x1, t, _cond(model, cond, n), clip)
+    return term_from_prediction(model, x0, x1, t, x0_hat, v)
 
 
 class DecoderLoss:
@@ -139,7 +146,7 @@ class DecoderLoss:
 
     def __call__(self, model, batch: Any, generator: torch.Generator):
         from kakusan.diffusion.objectives import drop_labels
-        from kakusan.diffusion.vlb import _cond, _levels, _x0_hat, _integer_t, term_from_prediction
+        from kakusan.diffusion.vlb import _cond
         from kakusan.train import StepOutput
         from kakusan.vae.objectives import split_batch
 
@@ -147,18 +154,10 @@ class DecoderLoss:
             raise KakusanError("the decoder loss trains a learned decoder: give the model one with with_decoder(model)")
         data, cond = split_batch(batch)
         x0 = model.to_model(data)
-        n = len(x0)
         g = make_generator(generator, x0.device)
-        cond = drop_labels(_cond(model, cond, n), getattr(model, "n_classes", 0), self.cond_drop, g)
+        cond = drop_labels(_cond(model, cond, len(x0)), getattr(model, "n_classes", 0), self.cond_drop, g)
         eps = torch.randn(x0.shape, generator=g, device=x0.device, dtype=x0.dtype)
-        t = _integer_t(model.schedule, 1, n)
-        alpha, sigma = (a.to(x0) for a in model.schedule.alpha_sigma(t.to(torch.float64)))
-        shape = (-1,) + (1,) * (x0.ndim - 1)
-        x1 = alpha.reshape(shape) * x0 + sigma.reshape(shape) * eps
-        with torch.no_grad():
-            x0_hat, _ = _x0_hat(model, x1, t, cond, bool(_levels(model)))
-        term = term_from_prediction(model, x0, x1, t, x0_hat, None, None)  # L_0 (n,) float64 nats
-        bpd = term / (x0[0].numel() * math.log(2))
+        bpd = decoder_term(model, x0, cond, eps=eps) / (x0[0].numel() * math.log(2))
         return StepOutput(loss=bpd.mean().to(x0.dtype), metrics={"decoder_bpd": bpd.detach()})
 
     def state_dict(self) -> dict[str, Tensor]:
@@ -174,8 +173,8 @@ def fixed_decoder_floor(x0: Tensor, schedule, levels: int = 256, low: float = -1
     most Φ(δ/√β_1), each inner value 2Φ(δ/√β_1) − 1 (δ half a grid step), reached by x̂_0 = x_0."""
     check_positive_int(levels, "levels", low=2)
     delta = (high - low) / (2 * (levels - 1))
-    z = delta / math.sqrt(float(schedule.betas[0]))
-    end, inner = -math.log(norm.cdf(z)), -math.log(2 * norm.cdf(z) - 1)
+    phi = float(torch.special.ndtr(torch.tensor(delta / math.sqrt(float(schedule.betas[0])), dtype=torch.float64)))
+    end, inner = -math.log(phi), -math.log(2 * phi - 1)
     k = torch.round((x0.double().reshape(len(x0), -1) - low) / (2 * delta))
     at_end = (k <= 0) | (k >= levels - 1)
     cost = torch.tensor([inner, end], dtype=torch.float64, device=k.device)

@@ -354,8 +354,9 @@ class VLBResult:
     estimate : their mean with the standard error across examples, in ``unit`` (nats or bits/dim).
     terms : (n, T + 1) float64 for :func:`vlb_exact`: column t − 1 holds L_{t−1} (t = 1 … T; column 0 = L_0),
         column T holds L_T (network space); None for :func:`vlb_estimate`.
-    decoder : (n,) float64, the decoder term L_0 = −log p_θ(x_0 | x_1) of each example in nats (one draw of x_1),
-        part of ``values``: where a bound on 8-bit data spends its bits (:mod:`~kakusan.diffusion.decoder`).
+    decoder : (n,) float64, the decoder term L_0 = −log p_θ(x_0 | x_1) of each example in nats (one draw of x_1;
+        network space, like ``terms``), part of ``values``: where a bound on 8-bit data spends its bits
+        (:mod:`~kakusan.diffusion.decoder`).
     """
 
     values: Tensor

@@ -304,4 +304,5 @@ def class_accuracy(logits_or_classifier: Tensor | Callable[[Tensor], Tensor], sa
 
 
 __all__ = ["FD_UNIT", "K_NEAREST", "PrecisionRecall", "binomial_stderr", "class_accuracy", "fd_with_error",
-           "frechet_distance", "frechet_distance_features", "gaussian_stats", "knn_radii", "manifold_coverage", "precision_recall"]
+           "frechet_distance", "frechet_distance_features", "gaussian_stats", "knn_radii", "manifold_coverage",
+           "precision_recall"]
