@@ -5,8 +5,8 @@
 writes ``<prefix>_forward.png`` (a test image noised and denoised), ``<prefix>_samplers.png`` (the same x_T through
 each sampler at 5–50 steps), ``<prefix>_classes.png`` (ten samples per class, DPM-Solver++(2M), 20 steps, guidance
 2), ``<prefix>_vlb_t.png`` (bits/dim of each VLB term against t and their running sum, by ``vlb_exact`` on the first
-``--vlb-rows`` test images; with ``--decoder-run`` also the L_0 of a learned decoder fitted to the run, and the bound
-with it) and ``<prefix>_fd_nfe.png`` (FD against network evaluations, redrawn from the rows of
+``--vlb-rows`` test images; with ``--decoder-run`` also the terms L_0 … L_{K−1} of a learned head fitted to the run,
+and the bound with them) and ``<prefix>_fd_nfe.png`` (FD against network evaluations, redrawn from the rows of
 ``--results``, the table ``benchmarks/eval_diffusion.py`` wrote — measuring FD again costs ~10 CPU-minutes; run that
 script to refresh it). The prefix is ``diffusion_mnist`` or ``diffusion_fashion`` after the run's data set. Every
 figure is drawn by the current code from the run's EMA weights; the whole command takes ~3 CPU-minutes on MNIST's
@@ -41,7 +41,7 @@ def main() -> int:
                                      "benchmarks/results_<prefix>.md; skipped when missing)")
     p.add_argument("--vlb-rows", type=int, default=32, help="test images for the bits/dim-against-t figure")
     p.add_argument("--decoder-run", help="a run fitted by `--loss decoder --init RUN` to this one: the vlb_t figure "
-                                         "adds its L_0 and bound (same images, same x_1)")
+                                         "adds the terms its head serves and its bound (same images, same x_t)")
     p.add_argument("--only", nargs="+", choices=FIGURES, help="draw only these figures (default: all)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
@@ -92,20 +92,25 @@ def main() -> int:
         bpd = result.bits_per_dim(model.n_features)
         print(f"VLB (exact sum over t) on {len(x)} test images: {bpd.value:.4f} ± {bpd.stderr:.4f} bits/dim")
         learned = None
-        if args.decoder_run:  # the same x_1: vlb_exact's first draw (one batch) is the decoder's ε
-            from kakusan.diffusion.decoder import decoder_term
+        if args.decoder_run:  # the same x_t: vlb_exact's first K draws (one batch) are those of t = 1 … K
+            from kakusan.diffusion.decoder import head_term
             from kakusan.runtime import make_generator
 
             fitted = _load(argparse.Namespace(source=args.decoder_run, device="cpu", weights="ema", data=None,
                                               rows=0))[0]
             x0 = fitted.to_model(x)
-            eps = torch.randn(x0.shape, generator=make_generator(args.seed + 4, x0.device), dtype=x0.dtype)
+            g = make_generator(args.seed + 4, x0.device)
+            eps = [torch.randn(x0.shape, generator=g, dtype=x0.dtype) for _ in range(fitted.head_steps())]
             with torch.no_grad():
-                learned = decoder_term(fitted, x0, cond, eps=eps)
-            torch.testing.assert_close(decoder_term(model, x0, cond, eps=eps), result.terms[:, 0])  # same x_1
-            print(f"L_0: {float(result.terms[:, 0].mean()) / (model.n_features * math.log(2)):.4f} (fixed), "
-                  f"{float(learned.mean()) / (model.n_features * math.log(2)):.4f} (learned) bits/dim")
-        return report.vlb_t_figure(result, model.n_features, path, learned_decoder=learned,
+                learned = torch.stack([head_term(fitted, x0, t + 1, cond, eps=e) for t, e in enumerate(eps)], 1)
+                torch.testing.assert_close(head_term(model, x0, 1, cond, eps=eps[0]), result.terms[:, 0])  # same x_1
+            bits = model.n_features * math.log(2)
+            K = learned.shape[1]
+            print(f"L_0 … L_{K - 1}: {float(result.terms[:, :K].sum(1).mean()) / bits:.4f} (fixed), "
+                  f"{float(learned.sum(1).mean()) / bits:.4f} (learned) bits/dim; L_0: "
+                  f"{float(result.terms[:, 0].mean()) / bits:.4f} (fixed), {float(learned[:, 0].mean()) / bits:.4f} "
+                  "(learned)")
+        return report.vlb_t_figure(result, model.n_features, path, learned=learned,
                                    title=f"{spec.data}: the VLB's terms on {len(x)} test images")
 
     def fd_nfe(path):

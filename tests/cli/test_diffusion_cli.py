@@ -275,9 +275,38 @@ def test_a_learned_decoder_fitted_to_a_run_lowers_only_its_decoder_term(tmp_path
     cases = [(["--loss", "decoder"], ("--loss decoder", "--init RUN")),
              (["--loss", "decoder", "--init", str(base), "--channels", "8,8"], ("--channels", "--init run's")),
              (["--loss", "decoder", "--init", str(fitted)], ("learned decoder already",)),
-             (["--holdout", "0.3", "--loss", "decoder", "--init", str(base)], ("--init", "same --data"))]
+             (["--holdout", "0.3", "--loss", "decoder", "--init", str(base)], ("--init", "same --data")),
+             (["--decoder-steps", "3"], ("--decoder-steps", "--loss decoder only")),
+             (["--variance", "posterior"], ("--variance", "--loss vlb only")),
+             (["--loss", "decoder", "--init", str(base), "--decoder-steps", "201"], ("--decoder-steps 201", "T = 200")),
+             (["--loss", "vlb", "--init", str(base)], ("learn_variance",))]
     for i, (extra, words) in enumerate(cases):
         bad = tmp_path / f"bad{i}"
         assert cli.main(["diffusion", "train", *split, *extra, "--run-dir", str(bad)]) == 2
         _one_error_line(capsys, *words)
         assert not bad.exists()
+
+    # a head for the first 3 steps: its terms below the fixed model's on the same estimator and the same draws
+    steps3 = tmp_path / "steps3"
+    assert cli.main(["diffusion", "train", *split, "--loss", "decoder", "--init", str(base), "--decoder-steps", "3",
+                     "--epochs", "16", "--batch-size", "100", "--lr", "3e-3", "--run-dir", str(steps3)]) == 0
+    assert "head terms L_0 … L_2" in capsys.readouterr().out
+    evaluations = []
+    for run in (base, steps3):
+        assert cli.main(["diffusion", "evaluate", str(run), "--n-t", "20", "--exact-steps", "3", "--json",
+                         "--run-dir", str(tmp_path / f"eval3-{run.name}")]) == 0
+        evaluations.append(_json(capsys))
+    fixed, learned = evaluations
+    assert fixed["exact_steps"] == learned["exact_steps"] == 3 and "t = 2 … 3" in learned["decoder"]
+    gain = (fixed["decoder_bits_per_dim"] + fixed["early_bits_per_dim"] - learned["decoder_bits_per_dim"]
+            - learned["early_bits_per_dim"])
+    assert learned["early_bits_per_dim"] < fixed["early_bits_per_dim"], (fixed, learned)
+    assert fixed["bits_per_dim"] - learned["bits_per_dim"] == pytest.approx(gain, abs=1e-6)
+    assert cli.main(["diffusion", "evaluate", str(steps3), "--n-t", "5", "--run-dir", str(tmp_path / "e3")]) == 0
+    assert "and L_1 … L_2" in capsys.readouterr().out  # the head's steps are computed exactly by default
+    # the VLB with the posterior's fixed variances: fine-tunes a model trained on L_simple
+    tuned = tmp_path / "tuned"
+    assert cli.main(["diffusion", "train", *split, "--loss", "vlb", "--variance", "posterior", "--init", str(base),
+                     "--epochs", "1", *UNET, "--run-dir", str(tuned)]) == 0
+    config = json.loads((tuned / "config.json").read_text())
+    assert config["model"]["learn_variance"] is False and config["train"]["variance"] == "posterior"

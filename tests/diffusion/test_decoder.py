@@ -14,7 +14,8 @@ from kakusan.diffusion.nets import MLPDenoiserConfig
 from kakusan.diffusion.objectives import DiffusionLoss
 from kakusan.diffusion.process import Schedule, ScheduleConfig
 from kakusan.diffusion.unet import UNetConfig
-from kakusan.diffusion.vlb import discretised_gaussian_log_prob, term_from_prediction, vlb_estimate, vlb_term
+from kakusan.diffusion.vlb import (discretised_gaussian_log_prob, term_from_prediction, vlb_estimate, vlb_exact,
+                                 vlb_term)
 from kakusan.errors import KakusanError
 from kakusan.train import TrainConfig, fit
 
@@ -166,3 +167,79 @@ def test_pixel_posterior_entropy_against_its_limits_and_a_direct_sum():
     assert got == pytest.approx(want, rel=1e-6)
     marginal = -float((torch.tensor(prior) * torch.tensor(prior).log()).sum())
     assert 0.3 * marginal < got < marginal  # x_1 (σ_1 ≈ 0.8 grid steps) tells neighbouring values apart only partly
+
+
+# -- a head that serves the first K steps ------------------------------------------------------------------
+
+def test_a_fresh_several_step_head_is_the_fixed_model_and_the_estimator_shifts_its_strata():
+    model = unet_model()
+    learned = with_decoder(model, DecoderConfig(steps=4))
+    assert learned.head_steps() == 4 and model.head_steps() == 0
+    x = blobs(16, 1)
+    x0 = model.to_model(x)
+    for t in (1, 2, 4, 5, 50):
+        a = vlb_term(model, x0, t, generator=3, clip_x0=True)
+        b = vlb_term(learned, x0, t, generator=3, clip_x0=True)
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-9)
+    # every term once (K + n_t = T): the same draws as the exact sum, so the same numbers
+    exact = vlb_exact(learned, x, generator=5)
+    est = vlb_estimate(learned, x, generator=5, n_t=200 - 4)
+    assert "L_0 … L_3 and L_T exact" in est.estimate.method
+    torch.testing.assert_close(est.values, exact.values, rtol=1e-12, atol=1e-9)
+    torch.testing.assert_close(est.early, exact.terms[:, 1:4].sum(1), rtol=1e-12, atol=1e-9)
+    torch.testing.assert_close(est.decoder, exact.terms[:, 0], rtol=1e-12, atol=1e-9)
+    # the fixed model asked for the same exact steps gets the same estimator
+    same = vlb_estimate(model, x, generator=5, n_t=20, exact_steps=4)
+    torch.testing.assert_close(same.values, vlb_estimate(learned, x, generator=5, n_t=20).values,
+                               rtol=1e-12, atol=1e-9)
+    assert vlb_estimate(model, x, generator=5, n_t=20).early is None
+    with pytest.raises(KakusanError, match="exceed"):
+        with_decoder(model, DecoderConfig(steps=201))
+    with pytest.raises(KakusanError, match="serves t = 1 … 4"):
+        learned.head_params(x0[:2], torch.tensor([2, 5]), x0[:2])
+
+
+def test_any_several_step_head_gives_the_gaussian_kl_of_its_own_mean_and_variance():
+    """Random head weights: each term t = 2 … K is KL(q(x_{t−1} | x_t, x_0) ‖ N(μ̃(x_t, x̂_0 + σ_t m), β̃_t e^s)),
+    computed here from the head's outputs by torch.distributions, independently of term_from_prediction."""
+    from kakusan.diffusion.vlb import q_posterior
+
+    model = with_decoder(unet_model(), DecoderConfig(width=8, steps=6))
+    with torch.no_grad():
+        for p in model.decoder_head.parameters():
+            p.normal_(0, 0.3)
+    x0 = model.to_model(blobs(8, 2)).double()
+    g = torch.Generator().manual_seed(4)
+    for t in (2, 3, 6):
+        eps = torch.randn(x0.shape, generator=g, dtype=f64)
+        alpha, sigma = (float(v) for v in model.schedule.alpha_sigma(torch.tensor([float(t)], dtype=f64)))
+        x_t = alpha * x0 + sigma * eps
+        x0_hat = (x0 + 0.05 * torch.randn(x0.shape, generator=g, dtype=f64)).clamp(-1, 1)
+        with torch.no_grad():
+            got = term_from_prediction(model, x0.float(), x_t.float(), t, x0_hat.float())
+            mean0, s = model.head_params(x_t.float(), torch.full((8,), t), x0_hat.float())
+        assert float(s.abs().max()) > 0.1 and float((mean0 - x0_hat.reshape(8, -1)).abs().max()) > 1e-4
+        q_mean, q_var = q_posterior(model.schedule, x0.float(), x_t.float(), t)
+        p_mean, _ = q_posterior(model.schedule, mean0.reshape(x0.shape).float(), x_t.float(), t)
+        q = torch.distributions.Normal(q_mean.reshape(8, -1), q_var[:, None].sqrt())
+        p = torch.distributions.Normal(p_mean.reshape(8, -1), (q_var[:, None] * s.exp()).sqrt())
+        want = torch.distributions.kl_divergence(q, p).sum(1)
+        torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-6)
+
+
+def test_a_fitted_several_step_head_lowers_its_terms_and_no_others(trained):
+    model, _, _ = trained
+    learned = with_decoder(model, DecoderConfig(steps=4))
+    learned.net.requires_grad_(False)
+    opt = torch.optim.Adam(learned.parameters(), lr=3e-3)
+    fit(learned, DecoderLoss(0.0), blobs(512, 0), opt, TrainConfig(steps=150, batch_size=64, seed=2,
+                                                                   progress=False))
+    learned.eval()
+    x0 = model.to_model(blobs(256, 99))  # held out
+    with torch.no_grad():
+        for t, fraction in ((1, 0.5), (2, 0.75), (4, 0.9)):  # measured 0.30, 0.56, 0.72
+            fixed = float(vlb_term(model, x0, t, generator=t, clip_x0=True).mean())
+            fitted = float(vlb_term(learned, x0, t, generator=t, clip_x0=True).mean())
+            assert fitted < fraction * fixed, (t, fixed, fitted)
+        a = vlb_term(model, x0, 5, generator=9, clip_x0=True)
+        torch.testing.assert_close(vlb_term(learned, x0, 5, generator=9, clip_x0=True), a)

@@ -252,6 +252,11 @@ def test_the_mnist_diffusion_model():
     cite(PAGE, decoder, "(543 CPU-s)", "543")
     assert 2234 + 2066 + 543 == 4843 and "4,843 CPU-s in all" in page(PAGE)
     assert "0.21 short" in page(PAGE) and f"{1.2565 - 1.05:.2f}" == "0.21"
+    cite(PAGE, decoder, "| ddpm-mnist-cond-r2-head10 | t = 1 … 10 | labels", "1.197", "0.010")
+    cite(PAGE, decoder, "(585 CPU-s)", "585")
+    cite(PAGE, decoder, "In all: 4,885 CPU-s", "4,885", "0.15")
+    cite(PAGE, decoder, "The head lowers L_1 … L_9", "0.081", "0.135")
+    cite(PAGE, decoder, "The bound fell 0.060", "0.925", "0.924")
     assert 4 * (60000 // 128) == 1872 and "4 epochs (1,872 steps)" in page(PAGE)
     assert round(500 * 1000 * 0.204e9 / 1e12, -2) == 100 and "about 100 TFLOP" in page(PAGE)
 

@@ -59,3 +59,14 @@ def test_negative_decoder_term_and_missing_terms():
     assert per[0] < 0 and abs(per.sum() - result.bits_per_dim(2).value) < 1e-9
     with pytest.raises(KakusanError, match="vlb_exact"):
         report.vlb_per_t(vlb_estimate(EpsModel(truth), truth.sample(10, 3), generator=4, n_t=5), 2)
+
+
+def test_the_figure_takes_a_learned_heads_terms(tmp_path):
+    """The learned curve replaces the first K terms: its bound is the fixed one moved by their difference."""
+    s = Schedule("linear", 20)
+    truth = MixtureTruth.example(2, schedule=s, seed=0)
+    result = vlb_exact(EpsModel(truth), truth.sample(10, 3), generator=4)
+    learned = result.terms[:, :3] * 0.5  # any (n, K) terms
+    img = imread(report.vlb_t_figure(result, 2, tmp_path / "vlb.png", learned=learned))
+    assert img.ndim == 3 and np.isfinite(img).all()
+    assert report.vlb_t_figure(result, 2, tmp_path / "one.png", learned=learned[:, 0]).stat().st_size > 0

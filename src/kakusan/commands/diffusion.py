@@ -29,7 +29,7 @@ from kakusan.commands.args import (
 SAMPLERS = ("ddpm", "ddim", "dpm++2m", "heun")
 # what evaluate measures on the rows: called train_* when they are the training rows
 MEASURED = ("nll", "nll_stderr", "bits_per_dim", "bits_per_dim_stderr", "decoder_bits_per_dim",
-            "decoder_bits_per_dim_stderr")
+            "decoder_bits_per_dim_stderr", "early_bits_per_dim", "early_bits_per_dim_stderr")
 
 
 def _sizes(text: str) -> list[int]:
@@ -75,6 +75,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     ev.add_argument("--nll", choices=("vlb", "ode", "none"), default="vlb",
                     help="likelihood: the VLB (stratified over t) or the probability-flow ODE (default vlb)")
     ev.add_argument("--n-t", type=positive_int, default=None, help="--nll vlb: strata of t per example (default 100)")
+    ev.add_argument("--exact-steps", type=positive_int, default=None,
+                    help="--nll vlb: compute the first K terms L_0 … L_{K−1} for every example, stratify the rest "
+                         "(default: the steps a learned head serves, 1 without one)")
     ev.add_argument("--rows", type=nonneg_int, default=0, help="evaluate the first ROWS examples only (0: all)")
     ev.add_argument("--fd", action="store_true", help="also sample quality: FD, precision, recall (and class "
                                                       "accuracy of a conditional model) in metric-net features")
@@ -108,8 +111,14 @@ def _add_train(tr: argparse.ArgumentParser) -> None:
     tr.add_argument("--loss", choices=("simple", "vlb", "hybrid", "decoder"), default="simple",
                     help="L_simple (ε-MSE), the VLB, hybrid (L_simple + λ VLB, learned variances), or decoder (with "
                          "--init RUN: fit a learned decoder p(x_0|x_1) to RUN's frozen denoiser, for the VLB's L_0)")
+    tr.add_argument("--decoder-steps", type=positive_int, default=None,
+                    help="--loss decoder: the head serves the reverse steps t = 1 … K, the decoder and (K > 1) the "
+                         "variances and means of the next K − 1 steps (default 1: the decoder alone)")
     tr.add_argument("--weighting", choices=("eps", "x0", "v"), default="eps",
                     help="the space L_simple measures the error in: eps (default), x0, or v (the v-loss)")
+    tr.add_argument("--variance", choices=("learned", "posterior"), default=None,
+                    help="--loss vlb: the reverse steps' variance, learned by the network (default) or fixed at the "
+                         "posterior's β̃_t (to fine-tune a model trained on L_simple: --init RUN --variance posterior)")
     tr.add_argument("--t-sampling", choices=("uniform", "importance"), default="uniform",
                     help="how t is drawn (importance: for --loss vlb)")
     tr.add_argument("--denoiser", choices=("unet", "mlp"), default=None,
@@ -226,8 +235,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
         if args.nll == "vlb":
             from kakusan.diffusion.vlb import vlb_estimate
 
+            if args.exact_steps is not None and args.exact_steps > model.schedule.T:
+                raise KakusanError(f"--exact-steps {args.exact_steps} exceeds the model's T = {model.schedule.T}")
             est = vlb_estimate(model, x.to(device), cond=None if cond is None else cond.to(device), generator=g,
-                               n_t=min(args.n_t, model.schedule.T))
+                               n_t=min(args.n_t, model.schedule.T), exact_steps=args.exact_steps)
         else:
             from kakusan.diffusion.ode import ode_nll
 
@@ -243,9 +254,16 @@ def run_evaluate(args: argparse.Namespace) -> int:
             from kakusan.evaluate import Estimate
 
             l0 = Estimate.of_mean(est.decoder / (model.n_features * math.log(2)), "the VLB's decoder term", "bits/dim")
+            K = model.head_steps()
             out.update(decoder_bits_per_dim=l0.value, decoder_bits_per_dim_stderr=l0.stderr,
-                       decoder="learned (kakusan.diffusion.decoder)" if model.decoder_head is not None else
-                               "fixed N(x̂_0, β_1), x̂_0 clipped to [−1, 1]")
+                       decoder="fixed N(x̂_0, β_1), x̂_0 clipped to [−1, 1]" if not K else
+                               "learned (kakusan.diffusion.decoder)" if K == 1 else
+                               f"learned (kakusan.diffusion.decoder), with the reverse steps t = 2 … {K}")
+            if est.early is not None:  # L_1 … L_{K−1}, computed for every example
+                early = Estimate.of_mean(est.early / (model.n_features * math.log(2)), "the VLB's first steps",
+                                         "bits/dim")
+                out.update(exact_steps=args.exact_steps or K,
+                           early_bits_per_dim=early.value, early_bits_per_dim_stderr=early.stderr)
         out["nll_cpu_seconds"] = time.process_time() - t0
     if args.fd:
         out.update(_sample_quality(model, args, spec, device))
@@ -262,7 +280,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
                                                  "(benchmarks/results_calibration.md)"
     run_dir = RunDir.create("diffusion-evaluate", args.run_dir, args.runs_root)
     run_dir.write_config({"command": "diffusion evaluate", "source": str(args.source), "nll": args.nll,
-                          "n_t": args.n_t, "fd": args.fd, "seed": args.seed}, argv=args.argv)
+                          "n_t": args.n_t, "exact_steps": args.exact_steps, "fd": args.fd,
+                          "seed": args.seed}, argv=args.argv)
     if split == "train":
         out["note"] = no_held_out_note(spec.data, "training-set likelihoods")
     report = split_names(out, split, MEASURED)
@@ -278,6 +297,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
         if "decoder_bits_per_dim" in out:
             parts.append(f"of which the decoder term L_0 {out['decoder_bits_per_dim']:.4f} bits/dim "
                          f"({out['decoder'].split(' ')[0]} decoder)")
+        if "early_bits_per_dim" in out:
+            parts.append(f"and L_1 … L_{out['exact_steps'] - 1} {out['early_bits_per_dim']:.4f} bits/dim"
+                         + (f" (learned head for t ≤ {model.head_steps()})" if model.head_steps() > 1 else ""))
         if "fd" in out:
             parts.append(f"fd {out['fd']:.4g} ± {out['fd_stderr']:.2g} (real images: {out['floor']['fd']:.3g})")
         for key in ("precision", "recall", "class_accuracy"):

@@ -44,6 +44,7 @@ class DiffusionTrainSettings:
     eval_every: int = 0  # steps; 0: each epoch; < 0: never
     checkpoint_every: int = 0
     seed: int = 0
+    variance: str = "learned"  # the reverse variance of --loss vlb: learned (by the network) | posterior (β̃_t)
 
 
 # ---------------------------------------------------------------- build
@@ -81,7 +82,7 @@ def build_model(args: argparse.Namespace, data: DiffusionData):
     """The model the options name, initialised from ``args.seed`` (torch's global RNG is left as it was)."""
     from kakusan.diffusion import Diffusion, DiffusionConfig, ScheduleConfig
 
-    learn_variance = args.loss in ("vlb", "hybrid")
+    learn_variance = args.loss in ("vlb", "hybrid") and args.variance != "posterior"
     schedule = args.schedule or ("cosine" if data.levels else "linear")
     target = args.target or ("eps" if data.levels else "v")
     config = DiffusionConfig(data.shape, ScheduleConfig(schedule, args.T), target,
@@ -100,8 +101,9 @@ def build_objective(settings: DiffusionTrainSettings):
 
         return DecoderLoss(settings.cond_drop)
 
+    fixed = settings.loss == "vlb" and settings.variance == "posterior"
     return DiffusionLoss(settings.loss, t_sampling=settings.t_sampling, cond_drop=settings.cond_drop,
-                         weighting=settings.weighting)
+                         weighting=settings.weighting, variance="posterior" if fixed else None)
 
 
 def decoder_model(args: argparse.Namespace, spec: DiffusionDataSpec):
@@ -110,18 +112,21 @@ def decoder_model(args: argparse.Namespace, spec: DiffusionDataSpec):
     from kakusan.commands.args import read_run_config, refuse_unused
     from kakusan.commands.warm_start import split_source
     from kakusan.diffusion import Diffusion
-    from kakusan.diffusion.decoder import with_decoder
+    from kakusan.diffusion.decoder import DecoderConfig, with_decoder
     from kakusan.errors import KakusanError
 
     refuse_unused(args, ("schedule", "target", "denoiser", "channels", "hidden", "depth"),
                   "to --loss decoder (the model is the --init run's)")
     if args.T != 1000 or args.weighting != "eps" or args.t_sampling != "uniform":
         raise KakusanError("--T, --weighting and --t-sampling do not apply to --loss decoder (the model is the --init "
-                           "run's, the decoder sees t = 1 only): leave them out")
+                           "run's, the head sees the first --decoder-steps steps only): leave them out")
     source, init = read_source(args.init)
     if not isinstance(source, Diffusion):
         raise KakusanError(f"--init {args.init}: that run saved a {type(source).__name__}; --loss decoder needs a "
                            "diffusion run")
+    if (args.decoder_steps or 1) > source.schedule.T:
+        raise KakusanError(f"--decoder-steps {args.decoder_steps} exceeds the --init run's T = {source.schedule.T} "
+                           "steps: use at most T")
     run = split_source(args.init)[0]
     theirs = read_run_config(run, "diffusion train").get("data")
     if theirs != dataclasses.asdict(spec):  # the decoder must not see the denoiser's held-out rows
@@ -129,7 +134,7 @@ def decoder_model(args: argparse.Namespace, spec: DiffusionDataSpec):
                            f"{dataclasses.asdict(spec)}: give the same --data, --conditional and split options")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(args.seed)
-        return with_decoder(source), init
+        return with_decoder(source, DecoderConfig(steps=args.decoder_steps or 1)), init
 
 
 def settings_from(args: argparse.Namespace, n_train: int) -> DiffusionTrainSettings:
@@ -151,16 +156,21 @@ def settings_from(args: argparse.Namespace, n_train: int) -> DiffusionTrainSetti
     cond_drop = 0.1 if args.cond_drop is None else args.cond_drop
     if not 0 <= cond_drop < 1:
         raise KakusanError(f"--cond-drop must be a probability in [0, 1), got {cond_drop}")
+    if args.decoder_steps is not None and args.loss != "decoder":
+        raise KakusanError("--decoder-steps applies to --loss decoder only: leave it out")
     if args.loss == "decoder" and not args.init:
         raise KakusanError("--loss decoder fits a learned decoder to a trained model: give that run with --init RUN")
     if args.t_sampling == "importance" and args.loss != "vlb":
         raise KakusanError("--t-sampling importance applies to --loss vlb only")
+    if args.variance is not None and args.loss != "vlb":
+        what = "learns the variances" if args.loss == "hybrid" else "has none to choose"
+        raise KakusanError(f"--variance applies to --loss vlb only (--loss {args.loss} {what}): leave it out")
     if args.warmup < 0:
         raise KakusanError(f"--warmup must be a non-negative number of steps, got {args.warmup}")
     warmup = min(args.warmup, total // 5)  # short runs warm up less
     return DiffusionTrainSettings(args.loss, args.weighting, args.t_sampling, cond_drop, args.epochs,
                                   args.batch_size, args.lr, warmup, args.lr_schedule, ema, args.grad_clip,
-                                  args.eval_every, args.checkpoint_every, args.seed)
+                                  args.eval_every, args.checkpoint_every, args.seed, args.variance or "learned")
 
 
 def _batches(data: DiffusionData, conditional: bool):
@@ -242,11 +252,16 @@ def run_train(args: argparse.Namespace) -> int:
     print(f"trained {type(model).__name__} ({'×'.join(map(str, data.shape))}, {settings.loss} loss, target "
           f"{model.target}) for {total} steps in {result.seconds:.1f} s; {data.split} L_simple "
           f"{summary[f'{data.split}_mse']:.4f}"
-          + (f", {data.split} decoder L_0 {summary[f'{data.split}_decoder_bpd']:.4f} bits/dim"
+          + (f", {data.split} {_head_terms(model)} {summary[f'{data.split}_decoder_bpd']:.4f} bits/dim"
              if f"{data.split}_decoder_bpd" in summary else "")
           + f" ({summary['weights']} weights); run: {run_dir.path}"
           + (f"\nnote: {summary['note']}" if "note" in summary else ""))
     return 0
+
+
+def _head_terms(model) -> str:
+    K = model.head_steps()
+    return "decoder L_0" if K <= 1 else f"head terms L_0 … L_{K - 1}"
 
 
 def _resumed(args: argparse.Namespace):
@@ -255,7 +270,8 @@ def _resumed(args: argparse.Namespace):
     from kakusan.commands.diffusion_common import read_config
 
     model, config, settings, run = resume_run(args.run_dir, read_config, DiffusionTrainSettings,
-                                              args.epochs if args.epochs_given else None, {"weighting": "eps"},
+                                              args.epochs if args.epochs_given else None,
+                                              {"weighting": "eps", "variance": "learned"},
                                               args=args)
     return model, DiffusionDataSpec(**config["data"]), settings, run
 
@@ -276,16 +292,20 @@ def test_mse(model, x: Tensor, labels: Tensor | None, seed: int) -> float:
 
 
 def test_decoder_bpd(model, x: Tensor, labels: Tensor | None, seed: int) -> float:
-    """The decoder term L_0 = −log p(x_0 | x_1) in bits/dim on ``x``, noise drawn from ``seed`` (the same for every
-    call), x̂_0 clipped as the VLB's evaluation clips it."""
-    from kakusan.diffusion.decoder import decoder_term
+    """The terms the learned head serves, L_0 … L_{K−1} (L_0 = −log p(x_0 | x_1) alone for K = 1), in bits/dim on
+    ``x``, noise drawn from ``seed`` (the same for every call: one ε per t), x̂_0 clipped as the VLB's evaluation
+    clips it."""
+    from kakusan.diffusion.decoder import head_term
 
     g = torch.Generator().manual_seed(seed)
     x0 = model.to_model(x)
-    eps = torch.randn(x0.shape, generator=g).to(x0)
     cond = None if labels is None else labels.to(x0.device).long()
+    total = 0.0
     with torch.no_grad():
-        return float(decoder_term(model, x0, cond, eps=eps).mean()) / (x0[0].numel() * math.log(2))
+        for t in range(1, max(1, model.head_steps()) + 1):
+            eps = torch.randn(x0.shape, generator=g).to(x0)
+            total += float(head_term(model, x0, t, cond, eps=eps).mean())
+    return total / (x0[0].numel() * math.log(2))
 
 
 class _Evaluator:
@@ -296,7 +316,7 @@ class _Evaluator:
         self.x = data.test[:EVAL_ROWS].to(device)
         self.labels = data.test_labels[:EVAL_ROWS] if model.n_classes else None
         self.key = f"{data.split}_mse"
-        self.decoder_key = f"{data.split}_decoder_bpd"  # models with a learned decoder: L_0 in bits/dim
+        self.decoder_key = f"{data.split}_decoder_bpd"  # models with a learned head: its terms in bits/dim
         self.shadow = copy.deepcopy(model)
 
     def __call__(self, ctx) -> dict:

@@ -19,15 +19,25 @@ x̂_0 and gives each dimension its own mean and variance: p_θ(x_0 | x_1) = N(x�
 for 8-bit data), with (m, s) from the head. It can be sharp where the pixel is sure (the background of a digit)
 and wide where it is not, and it can move the mean past the grid's end, where the end value's bin reaches to
 ∓∞. Its last layer starts at zero, so a fresh head *is* the fixed decoder, and any (m, s) is a proper
-distribution over the grid (a function of x_1 alone): the VLB stays a bound. Only L_0 changes; the terms t ≥ 2,
-sampling and the probability-flow likelihood do not use it.
+distribution over the grid (a function of x_1 alone): the VLB stays a bound. Only L_0 changes.
 
-:class:`DecoderLoss` trains the head alone on L_0 (the denoiser frozen, x̂_0 computed as the VLB's
-evaluation computes it), through :func:`kakusan.train.fit` (``kakusan diffusion train --loss decoder --init
-RUN``); :func:`with_decoder` gives a model the head.
+**The first steps too** (``steps`` K > 1). The Gaussian steps p_θ(x_{t−1} | x_t) of small t have the same trouble:
+a pixel is still in doubt by about a grid step while the step removes SNR fastest, and the fixed variance β̃_t pays
+½ r per dimension (r = (SNR(t−1) − SNR(t)) (x_0 − x̂_0)²) where a variance β̃_t e^s of its own pays
+½ [s + (1 + r) e^−s − 1], at best ½ log(1 + E[r | x_t]) (docs/diffusion.md §2). The same head, told the noise
+level log(σ_t/α_t) − log(σ_1/α_1) by one more input plane, gives the steps t = 2 … K a mean x̂_0 + σ_t m and a
+variance offset s (per dimension) as well; fresh, it is again the fixed model, and only the terms t ≤ K change.
+Sampling and the probability-flow likelihood do not use the head: the samplers keep the denoiser's mean and fixed
+variances, which differ from the model the VLB bounds only in the last K steps, whose noise is of the order of a
+grid step.
 
-API: ``DecoderConfig(width, depth)``, ``DecoderHead``, ``with_decoder(model, config)``, ``DecoderLoss(cond_drop)``,
-``decoder_term(model, x0, cond, generator)``, ``fixed_decoder_floor(x0, schedule, levels, low, high)``,
+:class:`DecoderLoss` trains the head alone on its terms (the denoiser frozen, x̂_0 computed as the VLB's
+evaluation computes it), through :func:`kakusan.train.fit` (``kakusan diffusion train --loss decoder
+[--decoder-steps K] --init RUN``); :func:`with_decoder` gives a model the head.
+
+API: ``DecoderConfig(width, depth, steps)``, ``DecoderHead``, ``with_decoder(model, config)``,
+``DecoderLoss(cond_drop)``, ``decoder_term(model, x0, cond, generator)``, ``head_term(model, x0, t, cond,
+generator)``, ``fixed_decoder_floor(x0, schedule, levels, low, high)``,
 ``pixel_posterior_entropy(x0, schedule, levels, low, high)``.
 """
 
@@ -51,20 +61,25 @@ OFFSET_RANGE = (-30.0, 5.0)  # s = log Σ − log β_1 is clamped here: σ from 
 @dataclass(frozen=True)
 class DecoderConfig:
     """The learned decoder's head: ``depth`` 3×3 convolutions of ``width`` channels (images) or hidden layers of
-    ``width`` units (vectors), SiLU between them."""
+    ``width`` units (vectors), SiLU between them. ``steps`` K: the head serves the reverse steps t = 1 … K — the
+    decoder (K = 1, the default) and, for K > 1, the Gaussian steps p_θ(x_{t−1} | x_t) for t = 2 … K, told the
+    noise level by one more input plane."""
 
     width: int = 32
     depth: int = 3
+    steps: int = 1
 
     def check(self) -> "DecoderConfig":
         check_positive_int(self.width, "decoder width")
         check_positive_int(self.depth, "decoder depth", low=2)
+        check_positive_int(self.steps, "decoder steps")
         return self
 
 
 class DecoderHead(nn.Module):
-    """(m, s)(x_1/α_1, x̂_0): the mean's shift in units of √β_1 and the log-variance offset per dimension, each
-    (n, *net_shape), from two inputs of that shape."""
+    """(m, s)(x_t/α_t, x̂_0[, level]): the mean's shift in units of σ_t (√β_1 at t = 1) and the log-variance offset
+    per dimension, each (n, *net_shape), from two inputs of that shape and, when the head serves more than one
+    step, the noise level (n,) as one more constant plane (or unit)."""
 
     def __init__(self, config: DecoderConfig, net_shape: tuple[int, ...]):
         super().__init__()
@@ -72,7 +87,8 @@ class DecoderHead(nn.Module):
         self.config, self.net_shape = config, tuple(net_shape)
         image = len(self.net_shape) == 3
         c = self.net_shape[0] if image else math.prod(self.net_shape)
-        widths = [2 * c] + [config.width] * (config.depth - 1) + [2 * c]
+        self.levelled = config.steps > 1
+        widths = [2 * c + self.levelled] + [config.width] * (config.depth - 1) + [2 * c]
         layers: list[nn.Module] = []
         for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
             layers.append(nn.Conv2d(a, b, 3, padding=1) if image else nn.Linear(a, b))
@@ -82,10 +98,15 @@ class DecoderHead(nn.Module):
         nn.init.zeros_(layers[-1].bias)
         self.body = nn.Sequential(*layers)
 
-    def forward(self, x1_scaled: Tensor, x0_hat: Tensor) -> tuple[Tensor, Tensor]:
-        n = len(x1_scaled)  # net_shape is (C, H, W) for images, (D,) for vectors: channels (or units) are dim 1
-        h = torch.cat([x1_scaled.reshape(n, *self.net_shape), x0_hat.reshape(n, *self.net_shape)], dim=1)
-        out = self.body(h).reshape(n, 2, *self.net_shape)
+    def forward(self, xt_scaled: Tensor, x0_hat: Tensor, level: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        n = len(xt_scaled)  # net_shape is (C, H, W) for images, (D,) for vectors: channels (or units) are dim 1
+        parts = [xt_scaled.reshape(n, *self.net_shape), x0_hat.reshape(n, *self.net_shape)]
+        if self.levelled:
+            if level is None:
+                raise KakusanError("a head that serves several steps needs the noise level of each example")
+            parts.append(level.to(parts[0]).reshape(n, 1, *([1] * (len(self.net_shape) - 1)))
+                         .expand(n, 1, *self.net_shape[1:]))
+        out = self.body(torch.cat(parts, dim=1)).reshape(n, 2, *self.net_shape)
         return out[:, 0], out[:, 1].clamp(*OFFSET_RANGE)
 
 
@@ -115,27 +136,37 @@ def decoder_term(model, x0: Tensor, cond: Tensor | None = None, generator: Seed 
     with x̂_0 clipped as the VLB's evaluation clips it (default: for ``levels`` > 0) — the same number as
     :func:`~kakusan.diffusion.vlb.vlb_term` at t = 1. x̂_0 is computed without gradients, so only the decoder
     head's parameters get them."""
+    return head_term(model, x0, 1, cond, generator, eps=eps, clip_x0=clip_x0)
+
+
+def head_term(model, x0: Tensor, t, cond: Tensor | None = None, generator: Seed = None, *,
+              eps: Tensor | None = None, clip_x0: bool | None = None) -> Tensor:
+    """L_{t−1} per example at integer steps t (n,) (or one int), (n,) float64 nats, as
+    :func:`~kakusan.diffusion.vlb.vlb_term` computes it, but with x̂_0 computed without gradients: only the head
+    (which serves t ≤ ``steps``) gets them. ε given, or drawn from ``generator``."""
     from kakusan.diffusion.vlb import _col, _cond, _integer_t, _levels, _x0_hat, term_from_prediction
 
     n = len(x0)
     if eps is None:
         eps = torch.randn(x0.shape, generator=make_generator(generator, x0.device), device=x0.device, dtype=x0.dtype)
-    t = _integer_t(model.schedule, 1, n)
+    t = _integer_t(model.schedule, t, n)
     alpha, sigma = (a.to(x0) for a in model.schedule.alpha_sigma(t.to(torch.float64)))
-    x1 = _col(alpha, x0) * x0 + _col(sigma, x0) * eps
+    x_t = _col(alpha, x0) * x0 + _col(sigma, x0) * eps
     clip = bool(_levels(model)) if clip_x0 is None else clip_x0
     with torch.no_grad():
-        x0_hat, v = _x0_hat(model, x1, t, _cond(model, cond, n), clip)
-    return term_from_prediction(model, x0, x1, t, x0_hat, v)
+        x0_hat, v = _x0_hat(model, x_t, t, _cond(model, cond, n), clip)
+    return term_from_prediction(model, x0, x_t, t, x0_hat, v)
 
 
 class DecoderLoss:
-    """The objective of ``--loss decoder``: L_0 in bits per dimension, for :func:`kakusan.train.fit`.
+    """The objective of ``--loss decoder``: the terms the head serves, in bits per dimension, for
+    :func:`kakusan.train.fit` — L_0 for a decoder of one step; for ``steps`` K > 1 the one-t unbiased estimate
+    K · L_{t−1} of L_0 + … + L_{K−1}, t uniform in 1 … K per example.
 
-    The denoiser is held fixed (its x̂_0 computed without gradients); only the decoder head learns. Labels are
+    The denoiser is held fixed (its x̂_0 computed without gradients); only the head learns. Labels are
     dropped to the null class with probability ``cond_drop``, as in the denoiser's training, so the decoder
     serves the conditional and the unconditional model. Randomness from the loop's generator, in this order: the
-    dropout uniforms (conditional models with labels), ε (the batch's shape).
+    dropout uniforms (conditional models with labels), t (n,) (K > 1 only), ε (the batch's shape).
     """
 
     def __init__(self, cond_drop: float = 0.1):
@@ -156,8 +187,10 @@ class DecoderLoss:
         x0 = model.to_model(data)
         g = make_generator(generator, x0.device)
         cond = drop_labels(_cond(model, cond, len(x0)), getattr(model, "n_classes", 0), self.cond_drop, g)
+        K = model.head_steps()
+        t = torch.randint(1, K + 1, (len(x0),), generator=g, device=g.device).cpu() if K > 1 else 1
         eps = torch.randn(x0.shape, generator=g, device=x0.device, dtype=x0.dtype)
-        bpd = decoder_term(model, x0, cond, eps=eps) / (x0[0].numel() * math.log(2))
+        bpd = K * head_term(model, x0, t, cond, eps=eps) / (x0[0].numel() * math.log(2))
         return StepOutput(loss=bpd.mean().to(x0.dtype), metrics={"decoder_bpd": bpd.detach()})
 
     def state_dict(self) -> dict[str, Tensor]:
@@ -208,5 +241,5 @@ def pixel_posterior_entropy(x0: Tensor, schedule, levels: int = 256, low: float 
     return total
 
 
-__all__ = ["DecoderConfig", "DecoderHead", "DecoderLoss", "with_decoder", "decoder_term", "fixed_decoder_floor",
-           "pixel_posterior_entropy", "OFFSET_RANGE"]
+__all__ = ["DecoderConfig", "DecoderHead", "DecoderLoss", "with_decoder", "decoder_term", "head_term",
+           "fixed_decoder_floor", "pixel_posterior_entropy", "OFFSET_RANGE"]

@@ -43,8 +43,9 @@ class DiffusionConfig:
     learn_variance : the network also outputs the reverse variances (interpolated between β̃_t and β_t).
     shift, scale : data = shift + scale · x (the network sees x).
     levels : 256 for 8-bit data on the grid k/255 (discretised decoder, dequantisation); 0 for continuous data.
-    decoder : a :class:`~kakusan.diffusion.decoder.DecoderConfig` gives the VLB's L_0 a learned per-dimension
-        variance (:mod:`~kakusan.diffusion.decoder`); None (default): the fixed N(x̂_0, β_1).
+    decoder : a :class:`~kakusan.diffusion.decoder.DecoderConfig` gives the VLB's L_0 (and, with ``steps`` K > 1,
+        the reverse steps t = 2 … K) a learned per-dimension mean shift and variance
+        (:mod:`~kakusan.diffusion.decoder`); None (default): the fixed N(x̂_0, β_1) and fixed variances.
     """
 
     data_shape: tuple[int, ...] = (2,)
@@ -102,6 +103,9 @@ class Diffusion(nn.Module):
 
             if not isinstance(config.decoder, DecoderConfig):
                 raise KakusanError(f"decoder must be a DecoderConfig or None, got {type(config.decoder).__name__}")
+            if config.decoder.steps > self.schedule.T:
+                raise KakusanError(f"the decoder head's steps ({config.decoder.steps}) exceed the schedule's T = "
+                                   f"{self.schedule.T}: use steps ≤ T")
             self.decoder_head = DecoderHead(config.decoder, self._net_shape)
 
     @classmethod
@@ -199,19 +203,39 @@ class Diffusion(nn.Module):
             return out[:, 0], None
         return out[:, 0], torch.sigmoid(out[:, 1])
 
-    def decoder_params(self, x1: Tensor, x0_hat: Tensor) -> tuple[Tensor, Tensor]:
-        """(mean, log Σ) of the learned decoder p_θ(x_0 | x_1) = N(mean, Σ) per dimension, each (n, D) float64:
-        mean = x̂_0 + √β_1 m, log Σ = log β_1 + s, with (m, s) from the head on (x_1/α_1, x̂_0)
+    def head_steps(self) -> int:
+        """K, the reverse steps t = 1 … K the learned head serves (0 without one)."""
+        return 0 if self.decoder_head is None else int(self.config.decoder.steps)
+
+    def head_params(self, x_t: Tensor, t, x0_hat: Tensor) -> tuple[Tensor, Tensor]:
+        """(mean of x_0, s) from the learned head at integer steps t (n,) in 1 … K, each (n, D) float64:
+        the mean x̂_0 + σ_t m (√β_1 m at t = 1) and s, the offset of log Σ_t from the fixed variance, with (m, s)
+        from the head on (x_t/α_t, x̂_0) and, for K > 1, the noise level log(σ_t/α_t) − log(σ_1/α_1)
         (:mod:`~kakusan.diffusion.decoder`). Needs ``config.decoder``."""
         if self.decoder_head is None:
             raise KakusanError("this model's decoder is the fixed N(x̂_0, β_1): give it a learned one with "
                                "kakusan.diffusion.decoder.with_decoder")
-        alpha = float(self.schedule.alpha_sigma(torch.ones(1, dtype=torch.float64))[0])
-        beta = float(self.schedule.betas[0])
-        dtype, n = self._dtype(), len(x1)
-        m, s = self.decoder_head(x1.to(dtype) / alpha, x0_hat.to(dtype))
-        mean = x0_hat.double().reshape(n, -1) + math.sqrt(beta) * m.double().reshape(n, -1)
-        return mean, math.log(beta) + s.double().reshape(n, -1)
+        n, dtype = len(x_t), self._dtype()
+        t = torch.as_tensor(t).reshape(-1).cpu().long().expand(n)
+        if n and (int(t.min()) < 1 or int(t.max()) > self.head_steps()):
+            raise KakusanError(f"the learned head serves t = 1 … {self.head_steps()}, got t up to {int(t.max())}")
+        alpha, sigma = self.schedule.alpha_sigma(t.to(torch.float64))
+        shift = torch.where(t == 1, math.sqrt(float(self.schedule.betas[0])), sigma).to(x_t.device)
+        level = None
+        if self.head_steps() > 1:
+            a1, s1 = (float(v) for v in self.schedule.alpha_sigma(torch.ones(1, dtype=torch.float64)))
+            level = ((sigma / alpha).log() - math.log(s1 / a1)).to(x_t.device, dtype)
+        scaled = x_t.to(dtype) / alpha.to(x_t.device, dtype).reshape(n, *([1] * (x_t.ndim - 1)))
+        m, s = self.decoder_head(scaled, x0_hat.to(dtype), level)
+        mean = x0_hat.double().reshape(n, -1) + shift[:, None] * m.double().reshape(n, -1)
+        return mean, s.double().reshape(n, -1)
+
+    def decoder_params(self, x1: Tensor, x0_hat: Tensor) -> tuple[Tensor, Tensor]:
+        """(mean, log Σ) of the learned decoder p_θ(x_0 | x_1) = N(mean, Σ) per dimension, each (n, D) float64:
+        mean = x̂_0 + √β_1 m, log Σ = log β_1 + s, with (m, s) from the head on (x_1/α_1, x̂_0)
+        (:meth:`head_params` at t = 1). Needs ``config.decoder``."""
+        mean, s = self.head_params(x1, torch.ones(len(x1), dtype=torch.long), x0_hat)
+        return mean, math.log(float(self.schedule.betas[0])) + s
 
     def eps(self, x_t: Tensor, t, cond: Tensor | None = None) -> Tensor:
         """ε̂(x_t, t)."""

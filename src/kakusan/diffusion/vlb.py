@@ -26,9 +26,10 @@ with Σ = β̃_t this is ½ (SNR(t−1) − SNR(t)) ‖x_0 − x̂_0‖²  (c_0�
 
 **The decoder L_0.** Its mean is μ̃(x_1, x̂_0) = x̂_0 (c_0 = 1, c_t = 0 at t = 1), its variance Σ_1 (β_1 unless
 learned; a model with a learned decoder, :mod:`~kakusan.diffusion.decoder`, gives each dimension its own mean and
-Σ_1). For continuous data (``config.levels`` = 0) L_0 = −log N(x_0; x̂_0, Σ_1), a density, and the VLB bounds
-the NLL of the continuous data. For ``levels`` = L > 0 (8-bit data: 256 values k/255 in data space) the decoder
-is the discretised Gaussian (Ho et al. eq. 13): the mass of the bin [x − δ, x + δ] (δ half a grid step in the
+Σ_1; with ``steps`` K > 1 the head also shifts x̂_0 and Σ_t of the steps t = 2 … K, the KL above with x̂_0 + σ_t m
+and log Σ_t + s). For continuous data (``config.levels`` = 0) L_0 = −log N(x_0; x̂_0, Σ_1), a density, and the
+VLB bounds the NLL of the continuous data. For ``levels`` = L > 0 (8-bit data: 256 values k/255 in data space) the
+decoder is the discretised Gaussian (Ho et al. eq. 13): the mass of the bin [x − δ, x + δ] (δ half a grid step in the
 network's space, 1/255 for images in [−1, 1]), with the first and last bins extended to ∓∞, so the masses of the
 L values sum to one; it is computed from log-CDFs (stable far in the tails and for bins narrow against the scale).
 
@@ -41,9 +42,10 @@ log|dx/d data|, i.e. the network-space bound minus ``model.log_jacobian()``.
 **Estimators.** Each L_{t−1} is itself an expectation over x_t ~ q(x_t | x_0). :func:`vlb_term` computes it
 at given integer t per example with one draw of x_t and one network call. :func:`vlb_exact` sums *all* T
 terms — exact in the sum over t, one Monte Carlo draw of x_t per (example, t) — for small sets.
-:func:`vlb_estimate` computes L_0 (t = 1) and L_T for every example, as the exact sum does, and stratifies
-the rest: 2 … T is cut into ``n_t`` contiguous strata (T − 1 at most), one t drawn uniformly in each and
-weighted by the stratum's size ((T − 1)/n_t) — unbiased for the same sum with n_t + 1 network calls. L_0 is
+:func:`vlb_estimate` computes L_0 (t = 1) and L_T for every example, as the exact sum does (and the next
+``exact_steps`` − 1 terms: by default those a learned head serves), and stratifies the rest: 2 … T is cut into
+``n_t`` contiguous strata (T − 1 at most), one t drawn uniformly in each and weighted by the stratum's size
+((T − 1)/n_t) — unbiased for the same sum with n_t + 1 network calls. L_0 is
 kept out of the strata because it is large and of the other sign (≈ −51 nats for D = 16 at β_1 = 10⁻⁴): drawn
 with weight T/n_t by a tenth of the examples it made the per-example values bimodal (sd 163 nats, 27 without;
 benchmarks/results_calibration.md). Both report the mean over examples with the standard error across examples
@@ -58,7 +60,7 @@ target, v or None)``, ``target`` and ``config.levels``/``shift``/``scale`` — a
 API: ``q_posterior(schedule, x0, x_t, t)``, ``reverse_log_variance(schedule, t, v=None, variance=…)``,
 ``prior_kl(schedule, x0)``, ``discretised_gaussian_log_prob(x, mean, log_var, levels, low, high)``,
 ``gaussian_log_prob``, ``term_from_prediction(model, x0, x_t, t, x0_hat, v)``, ``vlb_term(model, x0, t,
-cond, generator)``, ``vlb_exact(model, x0, …) -> VLBResult``, ``vlb_estimate(model, x0, …, n_t) ->
+cond, generator)``, ``vlb_exact(model, x0, …) -> VLBResult``, ``vlb_estimate(model, x0, …, n_t, exact_steps) ->
 VLBResult``, ``strata(T, n_t)``, ``ImportanceSampler(T, history=10, uniform=0.001)``, ``EpsModel(denoiser,
 schedule, levels=…, shift=…, scale=…)``, ``log_jacobian(model, D)``.
 """
@@ -287,17 +289,26 @@ def term_from_prediction(model, x0: Tensor, x_t: Tensor, t, x0_hat: Tensor, v: T
     out = torch.zeros(n, dtype=torch.float64, device=x0.device)
     first = (t == 1).to(x0.device)
     rest = ~first
+    steps = model.head_steps() if hasattr(model, "head_steps") else 0  # t ≤ steps: the learned head's
     if bool(rest.any()):
         idx = rest.nonzero().reshape(-1)
         ti = t[idx.cpu()]
         c = _coefficients(schedule, ti, x0d)
-        if variance == "posterior":
+        headed = (ti <= steps).nonzero().reshape(-1)
+        if variance == "posterior" and not len(headed):
             out = out.index_put((idx,), (0.5 * (c.c0**2 / c.post)[:, None] * diff[idx] ** 2).sum(1))
         else:
             log_var = reverse_log_variance(schedule, ti, None if vv is None else vv[idx], variance, like=x0d[idx])
-            log_var = log_var if log_var.ndim == 2 else log_var[:, None]
+            log_var = (log_var if log_var.ndim == 2 else log_var[:, None]).expand(len(idx), x0d.shape[1])
+            d = diff[idx]
+            if len(headed):  # the head's mean of x_0 and its offset of log Σ_t (kakusan.diffusion.decoder)
+                rows = idx[headed.to(idx.device)]
+                mean, s = model.head_params(x_t[rows], ti[headed], x0_hat[rows])
+                h = headed.to(idx.device)
+                d = d.index_put((h,), x0d[rows] - mean)
+                log_var = log_var.index_put((h,), log_var[h] + s)
             post = c.post[:, None]
-            kl = 0.5 * (log_var - post.log() + (post + (c.c0**2)[:, None] * diff[idx] ** 2) * torch.exp(-log_var) - 1)
+            kl = 0.5 * (log_var - post.log() + (post + (c.c0**2)[:, None] * d**2) * torch.exp(-log_var) - 1)
             out = out.index_put((idx,), kl.sum(1))
     if bool(first.any()):
         idx = first.nonzero().reshape(-1)
@@ -357,12 +368,15 @@ class VLBResult:
     decoder : (n,) float64, the decoder term L_0 = −log p_θ(x_0 | x_1) of each example in nats (one draw of x_1;
         network space, like ``terms``), part of ``values``: where a bound on 8-bit data spends its bits
         (:mod:`~kakusan.diffusion.decoder`).
+    early : (n,) float64, L_1 + … + L_{K−1} of each example in nats (network space), the first steps after the
+        decoder that :func:`vlb_estimate` computed exactly (``exact_steps`` K > 1); None otherwise.
     """
 
     values: Tensor
     estimate: Estimate
     terms: Tensor | None = None
     decoder: Tensor | None = None
+    early: Tensor | None = None
 
     @property
     def nats(self) -> Estimate:
@@ -390,11 +404,11 @@ def _prepare(model, x0: Tensor, cond) -> tuple[Tensor, Tensor | None]:
 
 
 def _result(model, x: Tensor, nll_x: Tensor, unit: str, method: str, terms: Tensor | None,
-            decoder: Tensor) -> VLBResult:
+            decoder: Tensor, early: Tensor | None = None) -> VLBResult:
     D = x[0].numel()
     values = nll_x if _levels(model) else nll_x - log_jacobian(model, D)
     per = values / (D * math.log(2)) if unit == "bits/dim" else values
-    return VLBResult(values, Estimate.of_mean(per, method=method, unit=unit), terms, decoder)
+    return VLBResult(values, Estimate.of_mean(per, method=method, unit=unit), terms, decoder, early)
 
 
 @torch.no_grad()
@@ -439,48 +453,59 @@ def strata(T: int, n_t: int) -> tuple[Tensor, Tensor]:
 @torch.no_grad()
 def vlb_estimate(model, x0: Tensor, cond: Tensor | None = None, generator: Seed = None, n_t: int = 50, *,
                  batch: int = 1000, variance: Variance | None = None, clip_x0: bool | None = None,
-                 unit: str | None = None) -> VLBResult:
+                 unit: str | None = None, exact_steps: int | None = None) -> VLBResult:
     """The VLB per example by stratified sampling of t, unbiased for the sum over all T terms.
 
-    L_0 (the decoder, t = 1) and L_T are computed for every example; 2 … T is cut into min(``n_t``, T − 1)
-    contiguous strata (:func:`strata`), in each every example draws its own t uniformly and one x_t, and the term
-    is weighted by the stratum's size ((T − 1) / n_t). n_t + 1 network calls per batch of examples (T at most);
-    with n_t ≥ T − 1 every term is computed once, and the result equals :func:`vlb_exact`'s for the same
-    ``generator`` and ``batch``. Arguments as in :func:`vlb_exact`; n_t ≤ T.
+    The first K = ``exact_steps`` terms L_0 … L_{K−1} (t = 1 … K; L_0 the decoder) and L_T are computed for every
+    example; K + 1 … T is cut into min(``n_t``, T − K) contiguous strata (:func:`strata`), in each every example
+    draws its own t uniformly and one x_t, and the term is weighted by the stratum's size ((T − K) / n_t).
+    K + n_t network calls per batch of examples (T at most); with K + n_t ≥ T every term is computed once, and for
+    K = 1 the result equals :func:`vlb_exact`'s for the same ``generator`` and ``batch``. K defaults to the steps a
+    learned head serves (:mod:`~kakusan.diffusion.decoder`; 1 without one): the first terms are the largest.
+    Other arguments as in :func:`vlb_exact`; n_t ≤ T.
 
-    Draws: per batch, ε for t = 1, then per stratum t (n,) (none when the stratum is one step) and ε of the
-    batch's shape, from ``generator``.
+    Draws: per batch, ε for t = 1 … K in turn, then per stratum t (n,) (none when the stratum is one step) and ε
+    of the batch's shape, from ``generator``.
     """
     check_positive_int(batch, "batch")
     check_positive_int(n_t, "n_t")
     T = model.schedule.T
     if n_t > T:
         raise KakusanError(f"n_t = {n_t} strata exceed the T = {T} steps: use n_t ≤ {T}")
+    K = exact_steps
+    if K is None:
+        K = max(1, model.head_steps() if hasattr(model, "head_steps") else 0)
+    check_positive_int(K, "exact_steps")
+    if K > T:
+        raise KakusanError(f"exact_steps = {K} exceeds the T = {T} steps: use exact_steps ≤ {T}")
     unit = _unit(model, unit)
     x, cond = _prepare(model, x0, cond)
     schedule = model.schedule
-    starts, sizes = strata(T - 1, min(n_t, T - 1)) if T > 1 else (torch.zeros(0, dtype=torch.long),) * 2
+    starts, sizes = strata(T - K, min(n_t, T - K)) if T > K else (torch.zeros(0, dtype=torch.long),) * 2
     clip = bool(_levels(model)) if clip_x0 is None else clip_x0
     g = make_generator(generator, x.device)
     nll = torch.zeros(len(x), dtype=torch.float64)
     decoder = torch.zeros(len(x), dtype=torch.float64)
+    early = torch.zeros(len(x), dtype=torch.float64)
     for i in range(0, len(x), batch):
         xb, cb = x[i:i + batch], None if cond is None else cond[i:i + batch]
-        terms = torch.zeros(len(xb), len(starts) + 2, dtype=torch.float64)  # L_0, the strata, L_T (as vlb_exact)
-        eps = torch.randn(xb.shape, generator=g, device=xb.device, dtype=xb.dtype)
-        terms[:, 0] = vlb_term(model, xb, 1, cb, eps=eps, variance=variance, clip_x0=clip).cpu()
+        terms = torch.zeros(len(xb), K + len(starts) + 1, dtype=torch.float64)  # L_0 … L_{K−1}, the strata, L_T
+        for t in range(1, K + 1):
+            eps = torch.randn(xb.shape, generator=g, device=xb.device, dtype=xb.dtype)
+            terms[:, t - 1] = vlb_term(model, xb, t, cb, eps=eps, variance=variance, clip_x0=clip).cpu()
         for k, (start, size) in enumerate(zip(starts.tolist(), sizes.tolist())):
-            t = start + 1  # strata of 1 … T − 1, shifted onto 2 … T
+            t = start + K  # strata of 1 … T − K, shifted onto K + 1 … T
             if size > 1:
                 t = t + torch.randint(0, size, (len(xb),), generator=g, device=xb.device).cpu()
             eps = torch.randn(xb.shape, generator=g, device=xb.device, dtype=xb.dtype)
-            terms[:, k + 1] = size * vlb_term(model, xb, t, cb, eps=eps, variance=variance, clip_x0=clip).cpu()
+            terms[:, K + k] = size * vlb_term(model, xb, t, cb, eps=eps, variance=variance, clip_x0=clip).cpu()
         terms[:, -1] = prior_kl(schedule, xb).cpu()
         nll[i:i + len(xb)] = terms.sum(1)
         decoder[i:i + len(xb)] = terms[:, 0]
-    n_strata = len(starts)
-    return _result(model, x, nll, unit, f"VLB stratified, L_0 and L_T exact + {n_strata} strata of t = 2…{T}", None,
-                   decoder)
+        early[i:i + len(xb)] = terms[:, 1:K].sum(1)
+    first = "L_0 and L_T" if K == 1 else f"L_0 … L_{K - 1} and L_T"
+    method = f"VLB stratified, {first} exact + {len(starts)} strata of t = {K + 1}…{T}"
+    return _result(model, x, nll, unit, method, None, decoder, early if K > 1 else None)
 
 
 # -- importance sampling of t ------------------------------------------------------------------------------

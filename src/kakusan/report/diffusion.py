@@ -120,42 +120,48 @@ def vlb_per_t(result, n_features: int) -> np.ndarray:
     return (per / (n_features * math.log(2))).numpy()
 
 
-def vlb_t_figure(result, n_features: int, path: str | Path, title: str | None = None,
-                 learned_decoder=None) -> Path:
+def vlb_t_figure(result, n_features: int, path: str | Path, title: str | None = None, learned=None) -> Path:
     """Bits/dim contributed by each term of the VLB against t (log–log; L_0 and L_T marked), and their running sum
     Σ_{s ≤ t} L_{s−1} (L_T added at t = T), which ends at the total bound. ``result`` comes from
-    :func:`~kakusan.diffusion.vlb.vlb_exact`; the numbers plotted are :func:`vlb_per_t`'s. ``learned_decoder``
-    ((n,) nats, the L_0 of a learned decoder on the same examples and x_1, :mod:`~kakusan.diffusion.decoder`) adds
-    its L_0 and the bound with it in place of the fixed decoder's (every other term is the same)."""
+    :func:`~kakusan.diffusion.vlb.vlb_exact`; the numbers plotted are :func:`vlb_per_t`'s. ``learned`` ((n,) or
+    (n, K) nats: the terms L_0 … L_{K−1} of a learned head, :mod:`~kakusan.diffusion.decoder`, on the same examples
+    and draws of x_t) adds those terms and the bound with them in place of the fixed ones (every later term is the
+    same)."""
     per = vlb_per_t(result, n_features)
     T = len(per) - 1
     t = np.arange(1, T + 1)
     total = result.bits_per_dim(n_features)
     cum = np.cumsum(per[:T])
     cum[-1] += per[T]
+    bits = n_features * math.log(2)
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(5.5, 5.4), dpi=110, sharex=True, layout="constrained")
     kl = np.where(per[1:T] > 0, per[1:T], np.nan)  # a zero term has no place on a log axis
     top.plot(t[1:], kl, lw=0.8, color="C0", label="$L_{t-1}$, Gaussian KL (t ≥ 2)")
-    fixed = "$L_0$ (decoder)" if learned_decoder is None else "$L_0$, fixed decoder"
+    fixed = "$L_0$ (decoder)" if learned is None else "$L_0$, fixed decoder"
     for x, y, name, style in ((1, per[0], fixed, dict(marker="o", color="C1")),
                               (T, per[T], "$L_T$ (prior)", dict(marker="s", color="C3"))):
         top.plot([x] if y > 0 else [], [y] if y > 0 else [], ls="none", ms=7, label=f"{name} = {y:.3g}", **style)
-    if learned_decoder is not None:
-        l0 = torch.as_tensor(learned_decoder, dtype=torch.float64) / (n_features * math.log(2))
-        top.plot([1], [float(l0.mean())], ls="none", ms=7, marker="D", color="C2",
-                 label=f"$L_0$, learned decoder = {float(l0.mean()):.3g}")
+    if learned is not None:
+        terms = torch.as_tensor(learned, dtype=torch.float64)
+        terms = (terms[:, None] if terms.ndim == 1 else terms) / bits  # (n, K) bits/dim
+        K = terms.shape[1]
+        delta = (terms.mean(0) - result.terms[:, :K].mean(0) / bits).numpy()  # the change of each term
+        head = per[:K] + delta  # (L_0 keeps the Jacobian that vlb_per_t puts on it for continuous data)
+        name = "learned decoder" if K == 1 else f"learned head, t ≤ {K}"
+        top.plot([1], [head[0]], ls="none", ms=7, marker="D", color="C2", label=f"$L_0$, {name} = {head[0]:.3g}")
+        if K > 1:
+            top.plot(t[1:K], head[1:], lw=1.2, color="C2", label=f"$L_{{t-1}}$, {name}")
+        values = result.values / bits + (terms.sum(1) - result.terms[:, :K].sum(1) / bits)
+        shifted = cum + np.cumsum(np.concatenate([delta, np.zeros(T - K)]))
+        bottom.plot(t, shifted, color="C2", lw=0.9, label=f"running sum, {name}")
+        bottom.axhline(float(values.mean()), ls=":", color="C2",
+                       label=f"VLB {float(values.mean()):.4g} ± {float(values.std()) / len(values) ** 0.5:.2g} "
+                             f"with the {name}")
     top.set_yscale("log")
     top.set_ylabel("bits/dim of the term")
     bottom.plot(t, cum, color="C0", label="running sum")
     bottom.axhline(total.value, ls="--", color="k",
                    label=f"VLB {total.value:.4g} ± {total.stderr:.2g} bits/dim ({total.n} examples)")
-    if learned_decoder is not None:
-        values = result.values / (n_features * math.log(2)) + (l0 - result.terms[:, 0] / (n_features * math.log(2)))
-        shifted = cum + float(l0.mean()) - per[0]
-        bottom.plot(t, shifted, color="C2", lw=0.9, label="running sum, learned decoder")
-        bottom.axhline(float(values.mean()), ls=":", color="C2",
-                       label=f"VLB {float(values.mean()):.4g} ± {float(values.std()) / len(values) ** 0.5:.2g} "
-                             "with the learned decoder")
     bottom.set_xscale("log")
     bottom.set(xlabel="step t", ylabel="bits/dim, terms up to t")
     if title:
