@@ -62,12 +62,14 @@ def gaussian_truth(D: int, sd: float, m: float, schedule: Schedule) -> MixtureTr
                         schedule)
 
 
-def test_stratified_vlb_error_bar_is_calibrated_against_the_closed_form_for_gaussian_data():
+@pytest.mark.parametrize("exact_steps", [1, 5])  # L_0 alone, or L_0 … L_4 computed for every example
+def test_stratified_vlb_error_bar_is_calibrated_against_the_closed_form_for_gaussian_data(exact_steps):
     D, sd, m = 4, 0.4, 0.3
     s = Schedule("linear", 50)
     truth = gaussian_truth(D, sd, m, s)
     exact = gaussian_vlb(s, sd, m, D * sd**2, D * (sd**2 + m**2), D)
-    cal = calibrate(fresh(truth.sample, lambda x, g: vlb_estimate(EpsModel(truth), x, generator=g, n_t=10).estimate,
+    cal = calibrate(fresh(truth.sample, lambda x, g: vlb_estimate(EpsModel(truth), x, generator=g, n_t=10,
+                                                                  exact_steps=exact_steps).estimate,
                           100), exact, range(100), estimator="VLB stratified", case="Gaussian")
     assert_calibrated_and_controls_fail(cal)
 
