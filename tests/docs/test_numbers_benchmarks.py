@@ -253,6 +253,11 @@ def test_the_mnist_diffusion_model():
     assert 2234 + 2066 + 543 == 4843 and "4,843 CPU-s in all" in page(PAGE)
     assert "0.21 short" in page(PAGE) and f"{1.2565 - 1.05:.2f}" == "0.21"
     cite(PAGE, decoder, "| ddpm-mnist-cond-r2-head10 | t = 1 … 10 | labels", "1.197", "0.010")
+    samplers = "results_diffusion_samplers_r2.md"
+    cite(PAGE, samplers, "| dpm++2m 20 |", "16.3", "2.8")
+    cite(PAGE, samplers, "| dpm++2m 50 |", "16.2", "2.8")
+    cite(PAGE, samplers, "| ddpm 1000 |", "10.6", "2.6", "2,146")
+    cite(PAGE, samplers, "DPM-Solver++(2M) at 20 steps: FD 16.3", "1.55")
     cite(PAGE, decoder, "(585 CPU-s)", "585")
     cite(PAGE, decoder, "In all: 4,885 CPU-s", "4,885", "0.15")
     cite(PAGE, decoder, "The head lowers L_1 … L_9", "0.081", "0.135")

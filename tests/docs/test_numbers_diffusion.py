@@ -127,3 +127,14 @@ def test_the_learned_decoder_on_mnist():
     assert f"{0.1348 - 0.081:.3f}" == "0.054" and f"{0.054 + 0.012:.2f}" == "0.07" and "at most 0.07 bits/dim" in text
     assert 4300 + 585 == 4885 and f"{1.1974 - 1.05:.2f}" == "0.15"
     assert abs((1.2737 - 1.1974) - ((0.3325 - 0.3369) + (0.4198 - 0.3392))) < 1e-3  # the paired rows
+
+
+
+def test_the_samplers_after_a_second_cycle():
+    """§8: DPM-Solver++ at 20 and 50 steps against DDPM-1000 on the twice-trained model."""
+    results = "results_diffusion_samplers_r2.md"
+    cite(PAGE, results, "| dpm++2m 20 |", "16.3", "2.8")
+    cite(PAGE, results, "| dpm++2m 50 |", "16.2", "2.8")
+    cite(PAGE, results, "| ddpm 1000 |", "10.6", "2.6")
+    cite(PAGE, results, "DPM-Solver++(2M) at 20 steps: FD 16.3", "1.55")
+    assert f"{16.3268 / 10.5530:.2f}" == "1.55"
