@@ -253,6 +253,9 @@ def test_the_mnist_diffusion_model():
     assert 2234 + 2066 + 543 == 4843 and "4,843 CPU-s in all" in page(PAGE)
     assert "0.21 short" in page(PAGE) and f"{1.2565 - 1.05:.2f}" == "0.21"
     cite(PAGE, decoder, "| ddpm-mnist-cond-r2-head10 | t = 1 … 10 | labels", "1.197", "0.010")
+    cite(PAGE, decoder, "| ddpm-mnist-uncond-head10 | t = 1 … 10 |", "1.229", "0.010")
+    cite(PAGE, decoder, "(2,012 CPU-s)", "2,012")
+    cite(PAGE, decoder, "(662 CPU-s)", "662")
     samplers = "results_diffusion_samplers_r2.md"
     cite(PAGE, samplers, "| dpm++2m 20 |", "16.3", "2.8")
     cite(PAGE, samplers, "| dpm++2m 50 |", "16.2", "2.8")
