@@ -42,10 +42,10 @@ log|dx/d data|, i.e. the network-space bound minus ``model.log_jacobian()``.
 **Estimators.** Each L_{t−1} is itself an expectation over x_t ~ q(x_t | x_0). :func:`vlb_term` computes it
 at given integer t per example with one draw of x_t and one network call. :func:`vlb_exact` sums *all* T
 terms — exact in the sum over t, one Monte Carlo draw of x_t per (example, t) — for small sets.
-:func:`vlb_estimate` computes L_0 (t = 1) and L_T for every example, as the exact sum does (and the next
-``exact_steps`` − 1 terms: by default those a learned head serves), and stratifies the rest: 2 … T is cut into
-``n_t`` contiguous strata (T − 1 at most), one t drawn uniformly in each and weighted by the stratum's size
-((T − 1)/n_t) — unbiased for the same sum with n_t + 1 network calls. L_0 is
+:func:`vlb_estimate` computes the first K = ``exact_steps`` terms L_0 … L_{K−1} (K = 1 unless a learned head
+serves more steps) and L_T for every example, as the exact sum does, and stratifies the rest: K + 1 … T is cut into
+``n_t`` contiguous strata (T − K at most), one t drawn uniformly in each and weighted by the stratum's size
+((T − K)/n_t) — unbiased for the same sum with K + n_t network calls. L_0 is
 kept out of the strata because it is large and of the other sign (≈ −51 nats for D = 16 at β_1 = 10⁻⁴): drawn
 with weight T/n_t by a tenth of the examples it made the per-example values bimodal (sd 163 nats, 27 without;
 benchmarks/results_calibration.md). Both report the mean over examples with the standard error across examples
