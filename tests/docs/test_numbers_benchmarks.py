@@ -261,6 +261,8 @@ def test_the_mnist_diffusion_model():
     cite(PAGE, samplers, "| dpm++2m 50 |", "16.2", "2.8")
     cite(PAGE, samplers, "| ddpm 1000 |", "10.6", "2.6", "2,146")
     cite(PAGE, samplers, "DPM-Solver++(2M) at 20 steps: FD 16.3", "1.55")
+    cite(PAGE, samplers, "SDE-DPM-Solver++(2M) at 20 steps: FD 10.3", "10.3", "0.97", "1.5")
+    cite(PAGE, samplers, "| ddpm 20 | 20 | 0 |", "13.9", "2.2")
     cite(PAGE, decoder, "(585 CPU-s)", "585")
     cite(PAGE, decoder, "In all: 4,885 CPU-s", "4,885", "0.15")
     cite(PAGE, decoder, "The head lowers L_1 … L_9", "0.081", "0.135")

@@ -26,7 +26,7 @@ from kakusan.commands.args import (
     positive_int,
 )
 
-SAMPLERS = ("ddpm", "ddim", "dpm++2m", "heun")
+SAMPLERS = ("ddpm", "ddim", "dpm++2m", "dpm++2m-sde", "heun")
 # what evaluate measures on the rows: called train_* when they are the training rows
 MEASURED = ("nll", "nll_stderr", "bits_per_dim", "bits_per_dim_stderr", "decoder_bits_per_dim",
             "decoder_bits_per_dim_stderr", "early_bits_per_dim", "early_bits_per_dim_stderr")

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from kakusan.commands.args import finite_float, positive_int, seed
 
-SAMPLERS = ("ddpm", "ddim", "dpm++2m", "heun")
+SAMPLERS = ("ddpm", "ddim", "dpm++2m", "dpm++2m-sde", "heun")
 ACTIONS = ("train", "score", "edit")
 DEFAULT_OUT = "generated.png"
 
