@@ -23,6 +23,9 @@ coverage ≥ 90 %). Cases:
   delta-method s.e. and with the tail diagnostic (:mod:`kakusan.evaluate.tails`); the raw log weights are kept
   in ``--raw`` so the table can be recomputed without re-annealing.
 
+* **The forward/reverse AIS interval** (``--only sandwich``): [forward log Ẑ − 2 s.e., reverse log Ẑ + 2 s.e.]
+  (``rbm.ais.sandwich``, printed by ``rbm evaluate``), pairing group g of the forward runs with group g of the
+  reverse runs of a case; its coverage of the exact log Z, how often each end misses, and its mean width.
 * **The deep-model bounds** (``--only deep``), each error bar the s.e. across the n test points of one call, so
   every seed draws a fresh test set from the data law (and fresh Monte Carlo draws) and the exact answer is the
   population value. The IWAE NLL (``vae.bounds.estimate_nll``) on pPCA with the mean-field encoder
@@ -42,6 +45,8 @@ coverage ≥ 90 %). Cases:
     .venv/bin/python benchmarks/bench_calibration.py --only deep                            # IWAE, VLB, PF-ODE
     .venv/bin/python benchmarks/bench_calibration.py --only vlb                             # the VLB rows alone
     .venv/bin/python benchmarks/bench_calibration.py --only fd                              # FD's s.e.
+    .venv/bin/python benchmarks/bench_calibration.py --only sandwich --ais-groups 50 \
+        --ais-cases "784-24 CD-1 lr 0.2, 3 epochs, seed 7"                                  # the AIS interval
 
 * **The Fréchet distance** (``--only fd``): the FD ± of sample quality (``fd_with_error``) over fresh draws of
   500 "samples" (training images, and noisy ones) against the fixed MNIST test set, about E[FD̂₅₀₀] from 1,000
@@ -406,6 +411,43 @@ def ais_pooled(raw: Path, names: list[str], only: tuple[str, ...] | None = None,
     return lines
 
 
+SANDWICH_PAIRS = {"reverse": ("forward", "reverse", "exact starts"),
+                  "reverse-annealed": ("forward-annealed", "reverse-annealed",
+                                       f"the forward runs' last states + {GIBBS_START_SWEEPS} Gibbs sweeps")}
+
+
+def ais_sandwich(groups: int, raw: Path, names: list[str], k: float = 2.0) -> list[str]:
+    """Markdown lines: how often the interval [forward log Ẑ − k·se, reverse log Ẑ + k·se] (``rbm.ais.sandwich``,
+    what ``rbm evaluate`` prints) holds the exact log Z, over ``groups`` pairs of 100-run estimates per case: group
+    g of the forward runs with group g of the reverse runs (independent draws for exact starts; for annealed
+    starts the reverse runs start from group g's own forward runs, as in one ``rbm evaluate`` call)."""
+    from kakusan.rbm.ais import AISResult, ais_from_weights, sandwich
+
+    lines = ["| case | reverse starts | pairs | coverage | low end above log Z | high end below log Z | "
+             "inconsistent (low > high) | mean width (nats) | mean low / high − log Z | verdict | CPU-s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for case in names:
+        for reverse, (fwd_key, rev_key, starts) in SANDWICH_PAIRS.items():
+            if reverse == "reverse-annealed" and "reverse-annealed" not in ais_directions(case):
+                continue
+            r = ais_raw(case, groups, raw, ("forward", "reverse") if reverse == "reverse" else (reverse,))
+            est: dict[str, list[AISResult]] = {
+                key: [ais_from_weights(w, r["log_z_base"], key.split("-")[0], 14_500)
+                      for w in r[key][: groups * 100].reshape(groups, 100)] for key in (fwd_key, rev_key)}
+            ivs = [sandwich(f, b, k) for f, b in zip(est[fwd_key], est[rev_key])]
+            low = np.array([iv.low for iv in ivs]) - r["exact"]
+            high = np.array([iv.high for iv in ivs]) - r["exact"]
+            cover = float(np.mean((low <= 0) & (high >= 0)))
+            # (the annealed pair's forward runs are timed with its reverse ones)
+            cpu = sum(r[f"cpu_{d}"] * groups * 100 / len(r[d]) for d in (fwd_key, rev_key) if f"cpu_{d}" in r)
+            lines.append(f"| MNIST {case}, log Z {r['exact']:.4f} | {starts} | {groups} | {cover:.0%} | "
+                         f"{int((low > 0).sum())} | {int((high < 0).sum())} | "
+                         f"{int(sum(not iv.consistent for iv in ivs))} | {float(np.mean(high - low)):.3f} | "
+                         f"{low.mean():+.3f} / {high.mean():+.3f} | "
+                         f"{'calibrated' if cover >= 0.9 and groups >= 50 else 'low coverage'} | {cpu:.0f} |")
+    return lines
+
+
 # ---------------------------------------------------------------- the deep-model bounds: IWAE, VLB, PF-ODE
 
 
@@ -632,11 +674,13 @@ def header() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--only", nargs="+", choices=("mcmc", "ladder", "pt", "ais", "deep", "vlb", "fd", "accuracy"),
+    p.add_argument("--only", nargs="+", choices=("mcmc", "ladder", "pt", "ais", "sandwich", "deep", "vlb", "fd",
+                                              "accuracy"),
                    default=["mcmc", "ladder", "pt", "ais", "deep", "fd", "accuracy"],
                    help="pt: the replica-exchange MCSEs of `ising sample` and the tour; deep: the IWAE, VLB and "
                         "PF-ODE rows; vlb: the VLB rows alone; fd: the Fréchet distance's s.e.; accuracy: class "
-                        "accuracy's binomial s.e. (--accuracy-seeds)")
+                        "accuracy's binomial s.e. (--accuracy-seeds); sandwich: the coverage of the forward/reverse AIS "
+                        "interval of `rbm evaluate` on --ais-cases (from the cached runs, annealing what is missing)")
     p.add_argument("--accuracy-seeds", type=int, default=1000, help="seeds per class-accuracy row")
     p.add_argument("--seeds", type=int, default=100, help="seeds per MCMC and ladder case")
     p.add_argument("--deep-seeds", type=int, default=100, help="seeds (fresh test sets) per deep-model row")
@@ -677,6 +721,8 @@ def main(argv: list[str] | None = None) -> int:
         print(m)
     if "ais" in args.only:
         print("\n".join(ais_pooled(args.raw, args.ais_cases, args.ais_directions)))
+    if "sandwich" in args.only:
+        print("\n".join(ais_sandwich(args.ais_groups, args.raw, args.ais_cases)))
     if args.json:
         args.json.write_text(json.dumps({"rows": [c.row() for c in results], "misses": misses}, indent=1,
                                         default=float) + "\n")

@@ -50,6 +50,13 @@ def test_evaluate_exact_and_ais_agree(trained, tmp_path, capsys):
     assert abs(est["log_z"] - exact["log_z"]) < 4 * est["log_z_stderr"] + 0.02
     assert abs(est["log_z_reverse"] - exact["log_z"]) < 4 * est["log_z_reverse_stderr"] + 0.02
     assert est["reverse_start"] == "exact"  # a small hidden layer: reverse AIS starts from exact model samples
+    lo, hi = est["log_z_interval"]  # [forward − 2 s.e., reverse + 2 s.e.]
+    assert lo == pytest.approx(est["log_z"] - 2 * est["log_z_stderr"])
+    assert hi == pytest.approx(est["log_z_reverse"] + 2 * est["log_z_reverse_stderr"])
+    assert lo - 0.02 <= exact["log_z"] <= hi + 0.02 and "interval_warning" not in est
+    neg_f = est["test_log_likelihood"] + est["log_z"]  # the mean −F(v) of the test rows
+    assert est["test_log_likelihood_interval"] == pytest.approx([neg_f - hi, neg_f - lo])
+    assert "forward" in est["interval_kind"] and "not measured at 40 runs and 1500 β" in est["interval_calibration"]
 
 
 def test_reverse_ais_from_annealed_starts_says_it_is_not_calibrated(trained, tmp_path, capsys, monkeypatch):

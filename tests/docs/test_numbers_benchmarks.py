@@ -567,3 +567,8 @@ def test_the_wald_cells_of_the_class_accuracy_row():
     for n, p, coverage in ((500, 0.995, "92"), (500, 0.999, "39"), (1000, 0.998, "85")):
         _cite_row(("class accuracy ± s.e.", "what it printed before", f"n = {n} samples, true accuracy {p} "),
                   coverage)
+
+
+def test_the_forward_reverse_interval_sentence():
+    cite(PAGE, CALIBRATION, "**The interval is calibrated on all four RBMs", "92", "100", "98")
+    assert "held the exact log Z in 92–100 % of 50 pairs" in page(PAGE)

@@ -102,3 +102,14 @@ def test_reverse_ais_from_approximate_starts_on_the_784_24_rbm():
     assert "7.41 nats below" in STATUS["annealed_starts"] and "0.12 ± 0.04 nats above" in STATUS["annealed_starts"]
     assert "68 % of 50" in STATUS["annealed_starts"] and "68 % of 50" in page(PAGE)
     cite(PAGE, CALIBRATION, "**Reverse AIS from exact starts is too narrow on the 784-24 RBM**", "0.17", "60")
+
+
+def test_the_forward_reverse_interval():
+    """The interval's coverage and width on the page are the results file's interval table."""
+    interval = "| MNIST 784-24 CD-1 lr 0.2, 3 epochs, seed 7, log Z 235.8033 | "
+    cite(PAGE, CALIBRATION, interval + "exact starts |", "98", "0.74")
+    cite(PAGE, CALIBRATION, interval + "the forward runs' last states", "100", "0.73")
+    cite(PAGE, CALIBRATION, "| MNIST 784-18 CD-1 lr 0.2, 3 epochs (issue 16), log Z 213.2024 | exact starts |", "0.14")
+    cite(PAGE, CALIBRATION, "| MNIST 784-16 CD-1 lr 0.25, 3 epochs, log Z 204.2428 | exact starts |", "92")
+    cite(PAGE, CALIBRATION, "**The interval is calibrated on all four RBMs", "60", "68", "0.14")
+    assert "held in 92–100 %" in page(PAGE)

@@ -67,6 +67,16 @@ def test_rbm_evaluate_says_what_the_error_bar_means():
               "test_log_likelihood_reverse": -119.8, "reverse_warning": None}
     text = _evaluate_text(result, "runs/x")
     assert "1 standard error" in text and "not a bracket" in text and "alibrat" in text
+    assert "interval:" not in text  # no interval without the keys
+    from kakusan.commands.rbm import INTERVAL_KIND
+    from kakusan.rbm.ais import CALIBRATION
+
+    both = {**result, "log_z_interval": [213.2, 213.2], "test_log_likelihood_interval": [-120.1, -119.9],
+            "interval_kind": INTERVAL_KIND, "interval_calibration": CALIBRATION["sandwich"],
+            "interval_warning": "forward and reverse AIS disagree"}
+    text = _evaluate_text(both, "runs/x")
+    assert "interval: log Z in [213.2000, 213.2000], test log-likelihood in [-120.1000, -119.9000] nats" in text
+    assert "warning (interval): forward and reverse AIS disagree" in text
     assert "warning (forward AIS): heavy-tailed" in text and "warning (reverse" not in text
     assert "not measured at 50 runs" in calibration_status(50, 14500)
     exact = _evaluate_text({"method": "exact", "log_z": 1.0, "test_log_likelihood": -2.0}, "runs/y")
@@ -93,3 +103,39 @@ def test_the_printed_calibration_status_is_the_results_file():
         assert re.search(rf"{direction}[^;]*{re.escape(sd_text)}, ±?2? ?s?\.?e?\.? ?coverage "
                          rf"{coverage[0]}–{coverage[-1]} %", status), (direction, sd_text, coverage, status)
         assert sd_text in CALIBRATION["short"] or f"{sds[0]:.2f}–{sds[-1]:.2f} {direction}" in CALIBRATION["short"]
+
+
+def test_the_printed_interval_status_is_the_results_file():
+    """The coverage range `rbm evaluate` prints for its forward/reverse interval (CALIBRATION["sandwich"]) is the
+    min and max over the results file's interval table, every row of which is calibrated (≥ 90 %, ≥ 50 pairs)."""
+    from pathlib import Path
+
+    from kakusan.rbm.ais import CALIBRATION
+
+    text = (Path(__file__).resolve().parents[2] / "benchmarks" / "results_calibration.md").read_text(encoding="utf-8")
+    table = text.split("| case | reverse starts | pairs | coverage |")[1].split("\n\n")[0]
+    rows = [ln.split(" | ") for ln in table.splitlines() if ln.startswith("| MNIST 784-")]
+    assert len(rows) >= 4, rows
+    coverage = sorted(int(r[3].removesuffix("%")) for r in rows)
+    assert all(int(r[2]) >= 50 and r[9] == "calibrated" for r in rows) and coverage[0] >= 90
+    rbms = {r[0].removeprefix("| MNIST ").split(" CD-1")[0].split(" PCD-1")[0] for r in rows}
+    status = CALIBRATION["sandwich"]
+    assert f"held the exact log Z in {coverage[0]}–{coverage[-1]} %" in status, (coverage, status)
+    assert all(rbm in status for rbm in rbms), (rbms, status)
+    from kakusan.commands.rbm import _interval
+
+    assert f"{coverage[0]}–{coverage[-1]} %" in _interval(*_pair(), 0.0, "test", 50, 14500)["interval_calibration"]
+    assert _interval(*_pair(), 0.0, "test", 100, 14500)["interval_calibration"] == status
+
+
+def _pair():
+    """A forward and a reverse AIS result of a small random RBM (for the interval's bookkeeping)."""
+    import torch
+
+    from kakusan.rbm import BernoulliRBM, exact
+    from kakusan.rbm.ais import ais, default_betas, reverse_ais
+
+    model = BernoulliRBM(8, 3, dtype="float64", weight_std=0.3, seed=0)
+    betas = default_betas(3, 3, 3)
+    return (ais(model, n_runs=10, betas=betas, generator=0),
+            reverse_ais(model, exact.sample(model, 10, torch.Generator().manual_seed(1)), betas=betas, generator=2))

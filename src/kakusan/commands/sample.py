@@ -22,7 +22,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="also write the samples here: .npy (raw samples), or .png (an image grid); must not exist")
     p.add_argument("--weights", default="ema",
                    help="ema (default; the raw weights when the run kept no EMA), model, last, or ema@DECAY")
-    p.add_argument("--sampler", default=None, help="the model's sampler (e.g. ddpm, ddim, dpm++2m, heun)")
+    p.add_argument("--sampler", default=None, help="the model's sampler (e.g. ddpm, ddim, dpm++2m, dpm++2m-sde, heun)")
     p.add_argument("--steps", type=positive_int, default=None, help="sampling steps (Gibbs sweeps for an RBM)")
     p.add_argument("--class", dest="class_", type=nonneg_int, default=None, help="class label, for class-conditional models")
     p.add_argument("--prompt", default=None, help="text prompt, for text-conditional models")
