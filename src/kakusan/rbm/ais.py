@@ -303,5 +303,5 @@ def reverse_ais(model: RBM, v0: Tensor, base: VisibleBase | Tensor | None = None
     return _result(anneal(model, base, v, b.flip(0), g, progress), log_z0, "reverse", len(b))
 
 
-__all__ = ["AISResult", "ais", "ais_from_weights", "anneal", "check_betas", "default_betas", "resolve_base",
-           "reverse_ais"]
+__all__ = ["AISInterval", "AISResult", "ais", "ais_from_weights", "anneal", "check_betas", "default_betas",
+           "resolve_base", "reverse_ais", "sandwich"]
