@@ -26,7 +26,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 sys.path.insert(0, str(Path(__file__).parent))
 from eval_diffusion import fd_curves, read_table  # noqa: E402
 
-SAMPLERS = ("ddpm", "ddim", "dpm++2m", "heun")
+SAMPLERS = ("ddpm", "ddim", "dpm++2m", "dpm++2m-sde", "heun")
 STEPS = (5, 10, 20, 50)
 PREFIX = {"mnist": "diffusion_mnist", "fashion-mnist": "diffusion_fashion"}
 FIGURES = ("forward", "samplers", "classes", "vlb_t", "fd_nfe")
