@@ -121,6 +121,7 @@ def test_the_printed_interval_status_is_the_results_file():
     rbms = {r[0].removeprefix("| MNIST ").split(" CD-1")[0].split(" PCD-1")[0] for r in rows}
     status = CALIBRATION["sandwich"]
     assert f"held the exact log Z in {coverage[0]}–{coverage[-1]} %" in status, (coverage, status)
+    assert CALIBRATION["sandwich_short"].startswith(f"{coverage[0]}–{coverage[-1]} % of 50 estimates")
     assert all(rbm in status for rbm in rbms), (rbms, status)
     from kakusan.commands.rbm import _interval
 

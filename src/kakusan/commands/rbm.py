@@ -376,7 +376,7 @@ def _interval(fwd, rev, mean_neg_f: float, split: str, runs: int, n_betas: int) 
     if (runs, n_betas) != CALIBRATION["settings"]:
         status = (f"Calibration of the interval: not measured at {runs} runs and {n_betas} β (at the defaults, "
                   f"{CALIBRATION['settings'][0]} runs and {CALIBRATION['settings'][1]} β, it held the exact log Z in "
-                  "92–100 % of 50 estimates on each of four MNIST RBMs; benchmarks/results_calibration.md).")
+                  f"{CALIBRATION['sandwich_short']}; benchmarks/results_calibration.md).")
     out = {"log_z_interval": [iv.low, iv.high], f"{split}_log_likelihood_interval": list(iv.shifted(mean_neg_f)),
            "interval_kind": INTERVAL_KIND, "interval_calibration": status}
     if not iv.consistent:

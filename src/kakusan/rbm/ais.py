@@ -153,6 +153,7 @@ CALIBRATION = {
                "so read the reverse ± as a lower bound on its uncertainty (benchmarks/results_calibration.md). "
                "Other models may differ: heed the tail warning."),
     # the forward/reverse interval of :func:`sandwich` at k = 2 (``bench_calibration.py --only sandwich``)
+    "sandwich_short": "92–100 % of 50 estimates on each of four MNIST RBMs",
     "sandwich": ("Calibration of the interval: over 50 pairs of 100-run estimates at these settings on each of four "
                  "MNIST RBMs (784-24, 784-18 and 784-16 CD-1, 784-17 PCD-1; 3 epochs) it held the exact log Z in "
                  "92–100 % — calibrated on all four, including the 784-24 RBM whose reverse ± alone is too narrow "
