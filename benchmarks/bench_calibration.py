@@ -50,7 +50,8 @@ coverage ≥ 90 %). Cases:
 
 * **The Fréchet distance** (``--only fd``): the FD ± of sample quality (``fd_with_error``) over fresh draws of
   500 "samples" (training images, and noisy ones) against the fixed MNIST test set, about E[FD̂₅₀₀] from 1,000
-  more draws; the row bootstrap it replaced beside it. About 7 CPU-minutes.
+  more draws; the row bootstrap it replaced beside it. About 7 CPU-minutes. ``--fd-data fashion-mnist`` runs the
+  same rows in the Fashion-MNIST metric net's features (``--fd-data mnist fashion-mnist``: both).
 
 Prints the table (the rows of ``benchmarks/results_calibration.md``), then every AIS group that missed by more
 than 2.5 s.e. or was flagged by the tail diagnostic; ``--json`` also writes the rows.
@@ -579,10 +580,13 @@ FD_SAMPLES = 500  # what `diffusion evaluate --fd` and `metric-net score` score 
 FD_NOISE = (0.1, 0.25)  # pixel noise of the "generators" farther from the data
 
 
-def fd_cases(seeds: int, n_ref: int = 1000) -> list[Calibration]:
+FD_DATA = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}  # --fd-data: whose metric net and images
+
+
+def fd_cases(seeds: int, n_ref: int = 1000, data: str = "mnist") -> list[Calibration]:
     """The FD ± that ``diffusion evaluate --fd`` / ``metric-net score`` print (``fd_with_error``: Gaussian
-    resamples of the samples, the reference fixed), and the row bootstrap it replaced, on MNIST in the metric
-    net's features against all 10,000 test images. Three "generators" whose every draw is fresh: 500 training
+    resamples of the samples, the reference fixed), and the row bootstrap it replaced, on ``data`` (MNIST or
+    Fashion-MNIST) in its metric net's features against all 10,000 test images. Three "generators" whose every draw is fresh: 500 training
     images (the real-data floor), and training images with Gaussian pixel noise σ = 0.1 and 0.25 (clipped to
     [0, 1]; the noise drawn once for the first 20,000 images, whose features are then the population). The exact
     answer is E[FD̂₅₀₀] against the fixed reference, the mean over ``n_ref`` independent draws (its s.e. in the
@@ -591,8 +595,8 @@ def fd_cases(seeds: int, n_ref: int = 1000) -> list[Calibration]:
     from kakusan.evaluate.metric_net import embed, get_metric_net
     from kakusan.evaluate.sample_quality import fd_with_error, frechet_distance, gaussian_stats
 
-    ds = load("mnist")
-    net = get_metric_net("mnist", progress=False)
+    ds = load(data)
+    net = get_metric_net(data, progress=False)
     ref = embed(net, ds.x_test)[0].double()
     mu_r, cov_r = gaussian_stats(ref)
     x = torch.as_tensor(ds.x_train[:20_000]).float()
@@ -620,7 +624,8 @@ def fd_cases(seeds: int, n_ref: int = 1000) -> list[Calibration]:
                                                                                    generator=g)]))
                                 for _ in range(50)], ddof=1))
         cpu = time.process_time() - t0
-        case = (f"MNIST metric-net features (128), {FD_SAMPLES} samples against the 10,000 test images; {label}; "
+        case = (f"{FD_DATA[data]} metric-net features ({ref.shape[1]}), {FD_SAMPLES} samples against the 10,000 "
+                f"test images; {label}; "
                 f"E[FD̂] = {truth:.2f} ± {truth_se:.2f} ({n_ref} draws; sd {draws.std(ddof=1):.2f})")
         for err, how in ((gauss, "50 Gaussian resamples of the samples, reference fixed (what it prints)"),
                          (rows, "50 row-bootstrap resamples of both sets (what it printed before)")):
@@ -691,6 +696,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ais-directions", nargs="+", choices=("forward", "reverse", "reverse-gibbs", "reverse-annealed"),
                    default=None,
                    help="anneal only these directions (default: both, or the case's own in AIS_DIRECTIONS)")
+    p.add_argument("--fd-data", nargs="+", default=["mnist"], choices=list(FD_DATA),
+                   help="--only fd: the data sets whose metric-net features the FD rows use")
     p.add_argument("--raw", type=Path, default=HERE / ".cache" / "calibration", help="cache of AIS log weights")
     p.add_argument("--json", type=Path, default=None, help="also write the rows as JSON")
     args = p.parse_args(argv)
@@ -712,7 +719,7 @@ def main(argv: list[str] | None = None) -> int:
     elif "vlb" in args.only:
         results += vlb_cases(args.deep_seeds, args.deep_ref)
     if "fd" in args.only:
-        results += fd_cases(args.deep_seeds)
+        results += [c for data in args.fd_data for c in fd_cases(args.deep_seeds, data=data)]
     if "accuracy" in args.only:
         results += accuracy_cases(args.accuracy_seeds)
     print(header())

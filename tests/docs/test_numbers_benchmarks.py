@@ -527,7 +527,8 @@ def test_every_number_cell_of_the_calibration_table_is_its_rows_cell():
                 [fresh("N(0, 2²) (a poor q)")],
                 [fresh("| VLB, stratified t", "Gaussian data"), fresh("| VLB, stratified t", "3-component")],
                 [fresh("| PF-ODE NLL",)],
-                [("FD ± s.e.", printed_mcse, noise) for noise in ("500 training images", "0.1²", "0.25²")],
+                [("FD ± s.e.", printed_mcse, "| MNIST metric-net", noise) for noise in ("500 training images", "0.1²",
+                                                                                         "0.25²")],
                 [("class accuracy ± s.e.", printed_mcse, f"n = {n} samples, true accuracy {p} ")
                  for n, p in ((500, 0.9), (500, 0.98), (500, 0.995), (500, 0.999), (1000, 0.998))]]
     rows = table("quotes one such share.", PAGE)
@@ -553,12 +554,23 @@ def test_every_number_cell_of_the_calibration_table_is_its_rows_cell():
 def test_the_fd_cells_of_the_calibration_table():
     """About E[FD̂] and the row bootstrap's sd(z) beside the Gaussian resamples' (their sd, coverage and CPU-s are
     checked with every other row's)."""
+    mnist = "| MNIST metric-net"
     for noise, truth, before in (("500 training images", "12.37", "0.52"), ("0.1²", "33.68", "0.76"),
                                  ("0.25²", "166.55", "0.85")):
-        _cite_row(("FD ± s.e.", "what it prints", noise), truth, "500", "10,000", "100")
-        _cite_row(("FD ± s.e.", "what it printed before", noise), before)
-    _cite_row(("FD ± s.e.", "what it prints", "0.1²"), "0.1")
-    _cite_row(("FD ± s.e.", "what it prints", "0.25²"), "0.25")
+        _cite_row(("FD ± s.e.", "what it prints", mnist, noise), truth, "500", "10,000", "100")
+        _cite_row(("FD ± s.e.", "what it printed before", mnist, noise), before)
+    _cite_row(("FD ± s.e.", "what it prints", mnist, "0.1²"), "0.1")
+    _cite_row(("FD ± s.e.", "what it prints", mnist, "0.25²"), "0.25")
+
+
+def test_the_fd_rows_in_fashion_mnists_features():
+    """The sentence under the calibration table: the same three rows in Fashion-MNIST's metric-net features."""
+    fashion = "| Fashion-MNIST metric-net"
+    for noise, truth, sd, coverage in (("500 training images", "6.42", "0.97", "96"), ("0.1²", "52.16", "0.96", "97"),
+                                       ("0.25²", "265.59", "1.02", "95")):
+        _cite_row(("FD ± s.e.", "what it prints", fashion, noise), truth, sd, coverage, "100")
+    _cite_row(("FD ± s.e.", "what it printed before", fashion, "500 training images"), "0.59", "100")
+    cite(PAGE, CALIBRATION, "--fd-data fashion-mnist` (196 CPU-s", "196")
 
 
 def test_the_wald_cells_of_the_class_accuracy_row():
