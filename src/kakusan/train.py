@@ -25,7 +25,8 @@ One call of :func:`fit` does, per optimizer step s:
 The checkpoint ``checkpoints/last`` is one file written atomically (:mod:`kakusan.checkpoint`): model,
 EMA weights, optimizer, scheduler, step, every rank's generator and the objective's own state
 (``state_dict``/``load_state_dict``, e.g. persistent chains), so a run killed at any instant resumes
-bit-identically. Ctrl-C finishes the step, writes the checkpoint and raises :class:`Interrupted`.
+bit-identically. An objective whose loss depends on the step (a KL warm-up) may define ``set_step(s)``:
+``fit`` calls it with the 0-based step number before each optimizer step. Ctrl-C finishes the step, writes the checkpoint and raises :class:`Interrupted`.
 
 Under ``torchrun`` the model is wrapped, with the objective, in a :class:`LossModule` inside
 ``DistributedDataParallel``, so gradient hooks fire whatever model methods the objective calls; each
@@ -164,6 +165,7 @@ def fit(model: torch.nn.Module, objective: Objective, data: Any, optimizer: torc
     bar = _progress(config, start, rank)
     save = (lambda step: save_state(run.checkpoints, model, optimizer, generator, step, objective, scheduler, ema,
                                     rank, size)) if run is not None else (lambda step: None)
+    set_step = getattr(objective, "set_step", None)
     for hook in hooks:
         if hook.at_start and start == 0:
             _run_hook(hook, 0, model, ema, config, run, result, bar, rank)
@@ -171,6 +173,8 @@ def fit(model: torch.nn.Module, objective: Objective, data: Any, optimizer: torc
     with sigint_flag() as interrupted:
         for step in range(start, config.steps):
             batch = None if data is None else batch_at(data, config.batch_size, step, config.seed, config.drop_last)
+            if set_step is not None:
+                set_step(step)
             out = loop.step(batch)
             done = step + 1
             last = done == config.steps

@@ -58,6 +58,8 @@ def test_continuous_run_is_complete_and_in_data_space(mixture_run, tmp_path, cap
     model_config = config["model"]
     assert config["class"] == "Diffusion" and model_config["levels"] == 0 and model_config["target"] == "v"
     assert model_config["schedule"]["kind"] == "linear" and model_config["schedule"]["T"] == 200
+    _, head = checkpoint.load(mixture_run / "checkpoints", "last")
+    assert head["optimizer"]["state"]["param_groups"][0]["fused"] is True   # kakusan.optim.adam: fused on the CPU
     assert abs(model_config["shift"] - 5.2) < 1 and abs(model_config["scale"] - 3) < 1.5  # standardised
     model = kakusan.load(mixture_run)
     assert model.config == kakusan.load(mixture_run, weights="model").config

@@ -58,6 +58,8 @@ def test_train_writes_a_complete_run(trained):
     assert evals[-1]["test_elbo"] > evals[0]["test_elbo"] + 5 and "test_elbo_ema" in evals[-1]
     parts, _ = checkpoint.load(trained / "checkpoints", "model")
     assert any(p.startswith("ema@") for p in parts)
+    _, head = checkpoint.load(trained / "checkpoints", "last")
+    assert head["optimizer"]["state"]["param_groups"][0]["fused"] is True   # kakusan.optim.adam: fused on the CPU
     model = kakusan.load(trained)  # EMA weights of the exported model
     assert type(model).__name__ == "VAE" and model.sample(3, generator=0).shape == (3, 8, 8)
 

@@ -140,6 +140,23 @@ def test_warm_up_counts_optimizer_steps_not_micro_batches(digits):
     assert again.steps == 6
 
 
+@pytest.mark.parametrize("fused", [False, True])
+def test_warm_up_follows_fits_steps_whatever_the_optimizer(digits, fused):
+    """torch's fused Adam (what the training commands use, kakusan.optim.adam) updates the parameters without
+    bumping their version counters, so a step count read from them would stand still; fit tells the objective
+    its step instead (set_step), and β rises the same with either Adam."""
+    vae = small_vae()
+    objective = ELBO(beta=0.5, warmup_steps=4)
+    optimizer = torch.optim.Adam(vae.parameters(), fused=fused)
+    result = fit(vae, objective, digits[2][:40], optimizer, TrainConfig(steps=6, batch_size=20, progress=False))
+    assert [r["beta"] for r in result.history] == [0.0, 0.125, 0.25, 0.375, 0.5, 0.5]
+    # the parameters' versions, which the objective counts outside fit, do not move under the fused kernel
+    versions = [p._version for p in vae.parameters()]
+    objective(vae, digits[2][:20], torch.Generator().manual_seed(0)).loss.backward()
+    optimizer.step()
+    assert ([p._version for p in vae.parameters()] == versions) == fused
+
+
 def test_free_bits_and_beta_in_the_loss(digits):
     vae = small_vae()
     x = digits[2][:30]

@@ -21,6 +21,7 @@ import torch
 from kakusan.commands.diffusion_common import DiffusionData, DiffusionDataSpec, prepare_data
 from kakusan.commands.warm_start import read_source, warm_start
 from kakusan.commands.splits import no_held_out_note
+from kakusan.optim.adam import adam
 
 Tensor = torch.Tensor
 EVAL_ROWS = 512  # test examples in the evaluation hook's L_simple
@@ -219,7 +220,7 @@ def run_train(args: argparse.Namespace) -> int:
         model.net.requires_grad_(False)
     per_epoch = steps_per_epoch(len(data.train), settings.batch_size)
     total = settings.epochs * per_epoch
-    optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
+    optimizer = adam(model.parameters(), lr=settings.lr)
     evaluator = _Evaluator(model, data, device)
     hooks = [] if settings.eval_every < 0 else [Hook(settings.eval_every or per_epoch, evaluator)]
     config = TrainConfig(steps=total, batch_size=settings.batch_size, log_every=min(per_epoch, 50),

@@ -21,6 +21,7 @@ import torch
 from kakusan.commands.warm_start import warm_start
 from kakusan.commands.splits import no_held_out_note
 from kakusan.commands.vae_common import VAEData, VAEDataSpec, active_units, elbo_terms, prepare_data
+from kakusan.optim.adam import adam
 
 Tensor = torch.Tensor
 MODELS = ("vae", "iwae", "hvae")
@@ -205,7 +206,7 @@ def run_train(args: argparse.Namespace) -> int:
     model = model.to(device)
     per_epoch = steps_per_epoch(len(data.train), settings.batch_size)
     total = settings.epochs * per_epoch
-    optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
+    optimizer = adam(model.parameters(), lr=settings.lr)
     evaluator = _Evaluator(model, data.test, per_epoch, device, data.split)
     hooks = [] if settings.eval_every < 0 else [Hook(settings.eval_every or per_epoch, evaluator, at_start=True)]
     config = TrainConfig(steps=total, batch_size=settings.batch_size, log_every=min(per_epoch, 50),

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from kakusan.errors import KakusanError
+from kakusan.optim.adam import adam
 
 Tensor = torch.Tensor
 
@@ -54,7 +55,7 @@ def train_autoencoder(run_path, x_train: Tensor, x_test: Tensor, settings: Autoe
         model = Autoencoder(config or AutoencoderConfig()).to(device)
     per_epoch = steps_per_epoch(len(x_train), settings.batch_size)
     total = settings.epochs * per_epoch
-    optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
+    optimizer = adam(model.parameters(), lr=settings.lr)
     ema = round(min(0.999, max(0.0, 1 - 10 / total)), 6)
     cfg = TrainConfig(steps=total, batch_size=settings.batch_size, log_every=min(per_epoch, 50),
                       checkpoint_every=min(per_epoch, 500), grad_clip=1.0, ema_decays=(ema,) if ema else (),
@@ -166,7 +167,7 @@ def train_denoiser(run, model, latents: Tensor, labels: Tensor, settings: Denois
     total = settings.epochs * per_epoch
     ema = min(settings.ema, max(0.0, round(1 - 10 / total, 6)))  # short runs average over their last tenth
     denoiser = model.diffusion
-    optimizer = torch.optim.Adam(denoiser.parameters(), lr=settings.lr)
+    optimizer = adam(denoiser.parameters(), lr=settings.lr)
     cfg = TrainConfig(steps=total, batch_size=settings.batch_size, log_every=min(per_epoch, 50),
                       checkpoint_every=min(per_epoch, 500), grad_clip=1.0,
                       ema_decays=(ema,) if ema else (), seed=settings.seed, progress=progress,

@@ -20,25 +20,30 @@ class ExactEstimator:
     """⟨x_k⟩ and ⟨x_k x_l⟩ under q by exact enumeration; caches log Z of the same parameters."""
 
     def __init__(self) -> None:
-        self._cache: tuple[tuple[int, ...], float] | None = None
+        self._cache: tuple[list[Tensor], float] | None = None
 
     def model_stats(self, model: torch.nn.Module, generator: torch.Generator | None = None) -> Stats:
         with torch.no_grad():
             s = enumeration.exact_stats(model.as_ising() if hasattr(model, "as_ising") else model)
-        self._cache = (_version(model), s.log_z)
+        self._cache = (_snapshot(model), s.log_z)
         return Stats(s.mean, s.corr)
 
     def log_z(self, model: torch.nn.Module) -> float:
         """log Z of the model's current parameters (reused from the last ``model_stats`` when unchanged)."""
-        if self._cache is not None and self._cache[0] == _version(model):
+        if self._cache is not None and _same(self._cache[0], _snapshot(model)):
             return self._cache[1]
         with torch.no_grad():
             return enumeration.log_z(model.as_ising() if hasattr(model, "as_ising") else model)
 
 
-def _version(model: torch.nn.Module) -> tuple[int, ...]:
-    """Changes whenever a parameter is modified in place (torch's version counters) or replaced."""
-    return tuple(v for p in model.parameters() for v in (id(p), p._version))
+def _snapshot(model: torch.nn.Module) -> list[Tensor]:
+    """A copy of the parameters' values (N ≲ 26 spins: at most a few hundred numbers). Compared by value, not by
+    torch's version counters, which a fused optimizer (``torch.optim.Adam(fused=True)``) does not bump."""
+    return [p.detach().clone() for p in model.parameters()]
+
+
+def _same(a: list[Tensor], b: list[Tensor]) -> bool:
+    return len(a) == len(b) and all(x.shape == y.shape and torch.equal(x, y) for x, y in zip(a, b))
 
 
 def solve_exact(data, *, weights=None, l2: float = 0.0, l1: float = 0.0, max_iter: int = 1000,

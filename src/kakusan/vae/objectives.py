@@ -68,8 +68,11 @@ class ELBO:
 
     Notes
     -----
-    The step count advances when the model's parameters have changed since the last call (so micro-batches
-    of one step, and closure re-evaluations, share a step), and is saved with the checkpoint.
+    :func:`kakusan.train.fit` tells the objective each optimizer step's number (:meth:`set_step`), so the
+    warm-up follows the loop whatever the optimizer. Called outside ``fit``, the step count advances when the
+    model's parameters have changed since the last call (so micro-batches of one step, and closure
+    re-evaluations, share a step) — which needs an optimizer that bumps the tensors' version counters: torch's
+    fused Adam does not, so ``fit`` is the way to train with it. The count is saved with the checkpoint.
     """
 
     def __init__(self, beta: float = 1.0, warmup_steps: int = 0, free_bits: float = 0.0, n_samples: int = 1,
@@ -84,13 +87,18 @@ class ELBO:
         self.estimator = estimator
         self.steps = 0  # optimizer steps seen (the current one included)
         self._version: int | None = None
+        self._told = False  # the step count was set by train.fit (set_step), not counted from the parameters
 
     def beta_at(self, step: int) -> float:
         """The KL weight at optimizer step ``step`` (0-based): β min(1, step / warmup_steps)."""
         return self.beta if self.warmup_steps == 0 else self.beta * min(1.0, step / self.warmup_steps)
 
+    def set_step(self, step: int) -> None:
+        """The optimizer step (0-based) about to be taken; :func:`kakusan.train.fit` calls it before each one."""
+        self.steps, self._told = int(step) + 1, True
+
     def _advance(self, model: torch.nn.Module) -> int:
-        if torch.is_grad_enabled():
+        if torch.is_grad_enabled() and not self._told:
             version = sum(p._version for p in model.parameters())  # bumped by every in-place update
             if version != self._version:
                 self.steps, self._version = self.steps + 1, version
@@ -125,7 +133,7 @@ class ELBO:
         return {"steps": torch.tensor([self.steps], dtype=torch.int64)}
 
     def load_state_dict(self, state: dict[str, Tensor]) -> None:
-        self.steps, self._version = int(state["steps"][0]), None
+        self.steps, self._version, self._told = int(state["steps"][0]), None, False
 
 
 def _latent(model) -> str:
