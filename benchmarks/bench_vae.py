@@ -71,6 +71,9 @@ PEER_PYTHON = HERE / ".peer-venv-pythae" / "bin" / "python"  # pythae 0.1.2; rec
 N_PARAMS = 425_284
 BATCH = 100
 LR = 1e-3
+# kakusan's Adam (--adam): the fused kernel the training commands use, or torch's default implementation
+OPTIMIZERS = {"fused": adam, "default": lambda params, lr: torch.optim.Adam(params, lr=lr)}
+OPTIMIZER = "fused"
 GOAL_EPOCH = 4.0
 GOAL_NLL = 10.0
 
@@ -119,7 +122,7 @@ def _fit(model, optimizer, x: torch.Tensor, steps: int, seed: int, hooks=()):
 def kakusan_steps(x: torch.Tensor, steps: int, warmup: int, seed: int) -> dict:
     """Seconds per optimizer step of ``train.fit`` (ELBO, Adam, batch 100) after a warm-up call."""
     model = kakusan_model(seed)
-    optimizer = adam(model.parameters(), lr=LR)
+    optimizer = OPTIMIZERS[OPTIMIZER](model.parameters(), lr=LR)
     if warmup:
         _fit(model, optimizer, x, warmup, seed)
     w0, c0 = clock()
@@ -147,7 +150,7 @@ def kakusan_epochs(x: torch.Tensor, x_eval: torch.Tensor, epochs: int, seed: int
         return {"test_elbo": total / len(x_eval)}
 
     model = kakusan_model(seed)
-    optimizer = adam(model.parameters(), lr=LR)
+    optimizer = OPTIMIZERS[OPTIMIZER](model.parameters(), lr=LR)
     t_start = clock()
     result = _fit(model, optimizer, x, epochs * per_epoch, seed, hooks=[Hook(every=per_epoch, fn=evaluate)])
     out = []
@@ -249,6 +252,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeats", type=int, default=3, help="alternating repeats; the fastest is reported")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--adam", choices=("fused", "default"), default="fused",
+                   help="kakusan's optimizer: fused (kakusan.optim.adam, what `vae train` builds) or torch's default "
+                        "Adam (what it built before 2026-12-07)")
     p.add_argument("--rows", type=int, default=60000, help="training rows (an epoch = rows/100 steps)")
     p.add_argument("--eval-rows", type=int, default=10000, help="test rows of the per-epoch evaluation")
     p.add_argument("--steps", type=int, default=300, help="timed steps of the per-step measurement")
@@ -270,7 +276,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    global OPTIMIZER
     args = parse_args(argv)
+    OPTIMIZER = args.adam
     sides = [s for s in ("kakusan", "pythae") if args.only in (None, s)]
     if "pythae" in sides and not PEER_PYTHON.exists():
         print(f"({PEER_PYTHON} is missing: build it with the recipe in benchmarks/peer_vae.py; pythae skipped)")
@@ -366,7 +374,7 @@ def report(args, env: dict, rec: dict[str, list[dict]], checks: list[dict]) -> i
         return f"{1 / v:.0f}" if v is not None else "—"
 
     steps_e = (rec["kakusan_epoch"] or rec["pythae_epoch"] or [{"steps": "?"}])[0]["steps"]
-    print(f"\nBurda VAE (425,284 parameters), batch {BATCH}, Adam, {args.threads} thread(s); fastest of "
+    print(f"\nBurda VAE (425,284 parameters), batch {BATCH}, Adam (kakusan: {OPTIMIZER}), {args.threads} thread(s); fastest of "
           f"{args.repeats} alternating repeats; ratio = kakusan rate / pythae rate (pythae time ÷ kakusan time)\n")
     print("| measure | kakusan | pythae 0.1.2 | kakusan/pythae |")
     print("|---|---|---|---|")

@@ -143,6 +143,12 @@ RECIPES: tuple[Recipe, ...] = (
            "needs the twice-trained run runs/ddpm-mnist-cond-r2 and the ten-step head fitted to it, "
            "runs/ddpm-mnist-cond-r2-head10 (benchmarks/results_diffusion_decoder.md); about 2 CPU-minutes once "
            "they are there; writes into docs/figures itself"),
+    Recipe("diffusion-fashion", "trained run", (
+        ("python", "benchmarks/figures_diffusion.py", "runs/ddpm-fashion-cond4", "--only", "classes", "--out",
+         "docs/figures"),),
+           {"diffusion_fashion_classes.png": "diffusion_fashion_classes.png"},
+           "needs the 4-epoch Fashion-MNIST run runs/ddpm-fashion-cond4 (benchmarks/results_diffusion_fashion.md, "
+           "'Four epochs'); 12 CPU-seconds once it is there; writes into docs/figures itself"),
 )
 
 # docs/figures/NAME -> its recipe.

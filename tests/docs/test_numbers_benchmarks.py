@@ -217,10 +217,16 @@ def test_vae_likelihoods_and_their_cost():
 
 def test_vae_speed_against_pythae():
     vae = "results_vae.md"
-    cite(PAGE, vae, "| ms per training step (kakusan `train.fit`", "6.43", "6.90", "1.07")
-    cite(PAGE, vae, "| s per epoch (600 steps + evaluation", "3.98", "4.58", "1.15")
-    cite(PAGE, vae, "| NLL evaluation, k = 100: ms per image |", "0.86", "2.40")
-    cite(PAGE, vae, "| NLL evaluation, k = 100: images per second |", "2.78", "100")
+    cite(PAGE, vae, "| ms per training step (kakusan `train.fit`; pythae raw `train_step` body), quiet", "4.59",
+         "5.60", "1.22")
+    cite(PAGE, vae, "| s per epoch (600 steps + evaluation on 10,000 test rows), wall, quiet", "3.20", "4.00", "1.25")
+    cite(PAGE, vae, "| NLL evaluation, k = 100: ms per image, quiet", "0.86", "2.32")
+    cite(PAGE, vae, "| NLL evaluation, k = 100: images per second, quiet", "2.70", "100")
+    cite(PAGE, vae, "nothing else running, load average 0.3", "0.3")
+    cite(PAGE, vae, "What the fused Adam is worth", "1.12", "1.14")
+    cite(PAGE, vae, "| ms per training step (kakusan `train.fit`; pythae raw `train_step` body) |", "1.07")
+    cite(PAGE, vae, "| s per epoch (600 steps + evaluation on 10,000 test rows), wall |", "1.15")
+    cite(PAGE, vae, "| NLL evaluation, k = 100: images per second |", "2.78")
     cite(PAGE, vae, "(git 661c666 + these benchmark files", "3.7")
     cite(PAGE, vae, "**Goals (per epoch ≥ 4×, NLL throughput ≥ 10×)", "4", "10")
     cite(PAGE, vae, "Training: a bare hand-written torch step", "5.1")
@@ -282,6 +288,34 @@ def test_the_fashion_diffusion_model():
     cite(PAGE, fashion, "| dpm++2m 20, w=3 |", "33")
     cite(PAGE, fashion, "| VLB |", "4.18", "0.28", "500")
     cite(PAGE, fashion, "| PF-ODE |", "3.71", "0.24", "16")
+
+
+FASHION4 = {"head": "| 4 epochs: VLB, learned head t = 1 … 10, labels", "null": "| 4 epochs: VLB, head, null class",
+            "fixed": "| 4 epochs: VLB, fixed decoder",
+            "ode": "| 4 epochs: PF-ODE, labels", "w1": "| 4 epochs: dpm++2m 20 |", "w2": "| 4 epochs: dpm++2m 20, w=2 |",
+            "w3": "| 4 epochs: dpm++2m 20, w=3 |", "sde": "| 4 epochs: dpm++2m-sde 20 |",
+            "sde2": "| 4 epochs: dpm++2m-sde 20, w=2 |"}
+
+
+def _fashion4(key, *numbers):
+    """A row of the "Four epochs" section of results_diffusion_fashion.md (its labels open with "4 epochs:")."""
+    cite(PAGE, "results_diffusion_fashion.md", FASHION4[key], *numbers)
+
+
+def test_the_fashion_diffusion_model_after_four_epochs():
+    _fashion4("head", "3.147", "0.029")
+    _fashion4("null", "3.170", "0.029")
+    _fashion4("fixed", "3.619", "0.029")
+    _fashion4("ode", "3.42", "0.18")
+    for key, acc in (("w1", "79.2"), ("w2", "95.4"), ("w3", "99.0"), ("sde", "86.0"), ("sde2", "97.0")):
+        _fashion4(key, acc)                      # the section prints percentages
+    _fashion4("w2", "1.0")
+    for key, fd, se in (("w1", "31.4", "2.5"), ("w2", "12.4", "1.1"), ("w3", "20.6", "1.8"), ("sde", "10.6", "1.3"),
+                        ("sde2", "14.6", "1.6")):
+        _fashion4(key, fd, se, "7.63")
+    cite(PAGE, "results_diffusion_fashion.md", "(1,915 CPU-s)", "1,915", "621")
+    cite(PAGE, "results_diffusion_fashion.md", "**Bits/dim: 3.147 ± 0.029 by the VLB**", "0.32", "3.468", "4.18")
+    assert 1915 + 621 == 2536
     assert 60000 // 128 == 468 and "1 epoch** (468 steps" in page(PAGE)
 
 

@@ -152,3 +152,16 @@ def test_the_samplers_after_a_second_cycle():
     cite(PAGE, results, "| ddpm 20 | 20 | 0 |", "13.9", "2.2")
     mean = sum(sde) / 3
     cite(PAGE, results, "SDE-DPM-Solver++(2M) at 20 steps: FD 10.3", f"{mean:.1f}", f"{mean / 10.5530:.2f}")
+
+
+def test_the_fashion_mnist_model_of_section_8():
+    fashion = "results_diffusion_fashion.md"
+    cite(PAGE, fashion, "(1,915 CPU-s)", "1,915", "621")
+    cite(PAGE, fashion, "| 4 epochs: VLB, learned head t = 1 … 10, labels", "3.147", "0.029", "1000")
+    cite(PAGE, fashion, "| 4 epochs: VLB, head, null class", "3.170", "0.029")
+    cite(PAGE, fashion, "| 4 epochs: VLB, fixed decoder", "3.619")
+    cite(PAGE, fashion, "| 4 epochs: dpm++2m 20 |", "31.4", "2.5", "7.63", "79.2")
+    cite(PAGE, fashion, "| 4 epochs: dpm++2m-sde 20 |", "10.6", "1.3")
+    cite(PAGE, fashion, "| 4 epochs: dpm++2m 20, w=2 |", "95.4", "1.0")
+    cite(PAGE, fashion, "| 4 epochs: dpm++2m 20, w=3 |", "99.0")
+    cite(PAGE, "results_vae.md", "| VAE, Burda nets, discretised logistic |", "3.468", "0.010")

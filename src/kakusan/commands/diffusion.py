@@ -276,8 +276,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
         means.append("FD: the spread of FD over 50 Gaussian resamples of the samples against the fixed reference "
                      "(not a bias correction)")
     if means:
-        out["stderr_means"] = "; ".join(means) + "; calibrated across seeds on closed forms and MNIST features " \
-                                                 "(benchmarks/results_calibration.md)"
+        out["stderr_means"] = "; ".join(means) + "; calibrated across seeds on closed forms and in the MNIST and " \
+                                                 "Fashion-MNIST metric nets' features (benchmarks/results_calibration.md)"
     run_dir = RunDir.create("diffusion-evaluate", args.run_dir, args.runs_root)
     run_dir.write_config({"command": "diffusion evaluate", "source": str(args.source), "nll": args.nll,
                           "n_t": args.n_t, "exact_steps": args.exact_steps, "fd": args.fd,
