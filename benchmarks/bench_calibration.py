@@ -44,6 +44,7 @@ coverage ≥ 90 %). Cases:
     .venv/bin/python benchmarks/bench_calibration.py --only ais --ais-groups 60             # ~40 CPU-min per RBM
     .venv/bin/python benchmarks/bench_calibration.py --only deep                            # IWAE, VLB, PF-ODE
     .venv/bin/python benchmarks/bench_calibration.py --only vlb                             # the VLB rows alone
+    .venv/bin/python benchmarks/bench_calibration.py --only ode --ode-probe gaussian        # PF-ODE, Gaussian probe
     .venv/bin/python benchmarks/bench_calibration.py --only fd                              # FD's s.e.
     .venv/bin/python benchmarks/bench_calibration.py --only sandwich --ais-groups 50 \
         --ais-cases "784-24 CD-1 lr 0.2, 3 epochs, seed 7"                                  # the AIS interval
@@ -544,17 +545,17 @@ def vlb_cases(seeds: int, n_ref: int, n: int = 100, n_t: int = 100) -> list[Cali
     return out
 
 
-def ode_cases(seeds: int, n_ref: int, n: int = 100) -> list[Calibration]:
+def ode_cases(seeds: int, n_ref: int, n: int = 100, probe: str = "rademacher") -> list[Calibration]:
     from kakusan.diffusion import MixtureTruth, Schedule
     from kakusan.diffusion.ode import ode_nll
 
     truth = MixtureTruth.example(16, 3, Schedule("cosine", 1000), seed=1)
     model = calibration.MixtureFlow(truth)
-    label = (f"PF-ODE NLL (`ode_nll`), Hutchinson divergence (one Rademacher probe per example), rtol 1e-5, "
-             f"s.e. across {n} test points")
+    label = (f"PF-ODE NLL (`ode_nll`), Hutchinson divergence (one {probe.capitalize()} probe per example), rtol "
+             f"1e-5, s.e. across {n} test points")
 
     def estimate(x, g):
-        return ode_nll(model, x, generator=g, divergence="hutchinson")
+        return ode_nll(model, x, generator=g, divergence="hutchinson", probe=probe)
 
     log_p = torch.cat([truth.log_prob(truth.sample(n_ref, stream_seed(10**6 + i, 2))) for i in range(100)])
     entropy, entropy_se = float(-log_p.mean()), float(log_p.std() / math.sqrt(len(log_p)))
@@ -570,8 +571,9 @@ def ode_cases(seeds: int, n_ref: int, n: int = 100) -> list[Calibration]:
     return out
 
 
-def deep_cases(seeds: int, n_ref: int) -> list[Calibration]:
-    return iwae_cases(seeds, n_ref) + vlb_cases(seeds, n_ref) + ode_cases(seeds, n_ref)
+def deep_cases(seeds: int, n_ref: int, probes: tuple[str, ...] = ("rademacher",)) -> list[Calibration]:
+    return iwae_cases(seeds, n_ref) + vlb_cases(seeds, n_ref) + [c for probe in probes
+                                                                 for c in ode_cases(seeds, n_ref, probe=probe)]
 
 
 # ---------------------------------------------------------------- the Fréchet distance's s.e. (sample quality)
@@ -679,11 +681,11 @@ def header() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--only", nargs="+", choices=("mcmc", "ladder", "pt", "ais", "sandwich", "deep", "vlb", "fd",
-                                              "accuracy"),
+    p.add_argument("--only", nargs="+", choices=("mcmc", "ladder", "pt", "ais", "sandwich", "deep", "vlb", "ode",
+                                              "fd", "accuracy"),
                    default=["mcmc", "ladder", "pt", "ais", "deep", "fd", "accuracy"],
                    help="pt: the replica-exchange MCSEs of `ising sample` and the tour; deep: the IWAE, VLB and "
-                        "PF-ODE rows; vlb: the VLB rows alone; fd: the Fréchet distance's s.e.; accuracy: class "
+                        "PF-ODE rows; vlb: the VLB rows alone; ode: the PF-ODE rows alone (--ode-probe); fd: the Fréchet distance's s.e.; accuracy: class "
                         "accuracy's binomial s.e. (--accuracy-seeds); sandwich: the coverage of the forward/reverse AIS "
                         "interval of `rbm evaluate` on --ais-cases (from the cached runs, annealing what is missing)")
     p.add_argument("--accuracy-seeds", type=int, default=1000, help="seeds per class-accuracy row")
@@ -696,6 +698,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ais-directions", nargs="+", choices=("forward", "reverse", "reverse-gibbs", "reverse-annealed"),
                    default=None,
                    help="anneal only these directions (default: both, or the case's own in AIS_DIRECTIONS)")
+    p.add_argument("--ode-probe", nargs="+", default=["rademacher"], choices=("rademacher", "gaussian"),
+                   help="the Hutchinson probes of the PF-ODE rows (`ode_nll(probe=...)`; the command line uses "
+                        "rademacher)")
     p.add_argument("--fd-data", nargs="+", default=["mnist"], choices=list(FD_DATA),
                    help="--only fd: the data sets whose metric-net features the FD rows use")
     p.add_argument("--raw", type=Path, default=HERE / ".cache" / "calibration", help="cache of AIS log weights")
@@ -715,9 +720,12 @@ def main(argv: list[str] | None = None) -> int:
                                    args.ais_directions)
         results += cals
     if "deep" in args.only:
-        results += deep_cases(args.deep_seeds, args.deep_ref)
-    elif "vlb" in args.only:
-        results += vlb_cases(args.deep_seeds, args.deep_ref)
+        results += deep_cases(args.deep_seeds, args.deep_ref, tuple(args.ode_probe))
+    else:
+        if "vlb" in args.only:
+            results += vlb_cases(args.deep_seeds, args.deep_ref)
+        if "ode" in args.only:
+            results += [c for probe in args.ode_probe for c in ode_cases(args.deep_seeds, args.deep_ref, probe=probe)]
     if "fd" in args.only:
         results += [c for data in args.fd_data for c in fd_cases(args.deep_seeds, data=data)]
     if "accuracy" in args.only:

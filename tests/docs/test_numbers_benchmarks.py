@@ -510,7 +510,7 @@ def test_every_deep_model_cell_of_the_calibration_table():
     _cite_row(("| VLB, stratified t", "Gaussian data N(0.3, 0.4² I), D = 16"), "100", "1.05", "95", "38", "16",
               "2", "1000")
     _cite_row(("| VLB, stratified t", "3-component Gaussian mixture"), "0.96", "95", "42", "3")
-    _cite_row(("| PF-ODE NLL", "fresh test sets"), "1.10", "96", "28.5", "3", "16")
+    _cite_row(("| PF-ODE NLL", "Rademacher", "fresh test sets"), "1.10", "96", "28.5", "3", "16")
 
 
 def test_the_calibration_prose():
@@ -560,7 +560,7 @@ def test_every_number_cell_of_the_calibration_table_is_its_rows_cell():
                 [fresh(f"k = {k}, s.e.", binary) for k in (5, 50, 500, 5000)],
                 [fresh("N(0, 2²) (a poor q)")],
                 [fresh("| VLB, stratified t", "Gaussian data"), fresh("| VLB, stratified t", "3-component")],
-                [fresh("| PF-ODE NLL",)],
+                [fresh("| PF-ODE NLL", "Rademacher")],
                 [("FD ± s.e.", printed_mcse, "| MNIST metric-net", noise) for noise in ("500 training images", "0.1²",
                                                                                          "0.25²")],
                 [("class accuracy ± s.e.", printed_mcse, f"n = {n} samples, true accuracy {p} ")
@@ -595,6 +595,14 @@ def test_the_fd_cells_of_the_calibration_table():
         _cite_row(("FD ± s.e.", "what it printed before", mnist, noise), before)
     _cite_row(("FD ± s.e.", "what it prints", mnist, "0.1²"), "0.1")
     _cite_row(("FD ± s.e.", "what it prints", mnist, "0.25²"), "0.25")
+
+
+def test_the_pf_ode_rows_with_gaussian_probes():
+    gaussian = "one Gaussian probe per example"
+    _cite_row(("PF-ODE NLL", gaussian, "fresh test sets"), "1.12", "90", "6.19")
+    _cite_row(("PF-ODE NLL", "one Rademacher probe per example", "fresh test sets"), "0.383")
+    cite(PAGE, CALIBRATION, "--only ode --ode-probe gaussian", "86")
+    cite(PAGE, CALIBRATION, "**16 times wider**", "6.19", "0.383")
 
 
 def test_the_fd_rows_in_fashion_mnists_features():
