@@ -26,7 +26,9 @@ The checkpoint ``checkpoints/last`` is one file written atomically (:mod:`kakusa
 EMA weights, optimizer, scheduler, step, every rank's generator and the objective's own state
 (``state_dict``/``load_state_dict``, e.g. persistent chains), so a run killed at any instant resumes
 bit-identically. An objective whose loss depends on the step (a KL warm-up) may define ``set_step(s)``:
-``fit`` calls it with the 0-based step number before each optimizer step. Ctrl-C finishes the step, writes the checkpoint and raises :class:`Interrupted`.
+``fit`` calls it with the 0-based step number before each optimizer step (never count steps from tensor
+version counters: a fused optimizer does not bump them). Ctrl-C finishes the step, writes the checkpoint and
+raises :class:`Interrupted`.
 
 Under ``torchrun`` the model is wrapped, with the objective, in a :class:`LossModule` inside
 ``DistributedDataParallel``, so gradient hooks fire whatever model methods the objective calls; each
