@@ -588,9 +588,10 @@ FD_DATA = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}  # --fd-data: who
 def fd_cases(seeds: int, n_ref: int = 1000, data: str = "mnist") -> list[Calibration]:
     """The FD ± that ``diffusion evaluate --fd`` / ``metric-net score`` print (``fd_with_error``: Gaussian
     resamples of the samples, the reference fixed), and the row bootstrap it replaced, on ``data`` (MNIST or
-    Fashion-MNIST) in its metric net's features against all 10,000 test images. Three "generators" whose every draw is fresh: 500 training
-    images (the real-data floor), and training images with Gaussian pixel noise σ = 0.1 and 0.25 (clipped to
-    [0, 1]; the noise drawn once for the first 20,000 images, whose features are then the population). The exact
+    Fashion-MNIST) in its metric net's features against all 10,000 test images. Three "generators" whose every
+    draw is fresh: 500 training images (the real-data floor), and training images with Gaussian pixel noise
+    σ = 0.1 and 0.25 (clipped to [0, 1]; the noise drawn once for the first 20,000 images, whose features are
+    then the population). The exact
     answer is E[FD̂₅₀₀] against the fixed reference, the mean over ``n_ref`` independent draws (its s.e. in the
     case column): the ± is a spread, not a bias correction, so the bias is out of the question asked."""
     from kakusan.data import load
