@@ -163,13 +163,14 @@ PT_VARIANTS = [  # (N, β, options of ising_sample_run, label): `ising sample --
     (20, 2.0, {}, "the defaults (63 kept sweeps)"),
     (20, 3.0, {}, "the defaults (63 kept sweeps)"),
     (20, 3.0, {"n_samples": 10_000}, "`-n 10000` (625 kept sweeps)"),
+    (20, 3.0, {"thin": 5}, "`--thin 5` (63 kept sweeps of 315)"),
 ]
 PT_GLASS = {"n": 12, "beta": 2.0, "seed": 1}  # the tour's SK instance, no fields (⟨m⟩ = 0 by symmetry), at β = 2
 PT_TOUR = {"n": 12, "beta": 2.5, "seed": 1, "replicas": 8, "systems": 8, "steps": 600, "burn_in": 100}  # tour, tiny
 
 
 def ising_sample_run(model, method: str, seed: int, n_samples: int = 1000, chains: int = 16, burn_in: int = 1000,
-                     adapt: int = 0):
+                     adapt: int = 0, thin: int = 1):
     """The traces ``kakusan ising sample MODEL --method M --seed S`` records at its defaults (16 chains or PT systems,
     burn-in 1000, thin 1, ⌈n/16⌉ = 63 kept sweeps; pt: 12 β geometric from 0.2 to 1, heat bath, samples at β = 1),
     run by the command's own functions: {"energy", "magnetization", …} of shape (kept sweeps, chains)."""
@@ -184,10 +185,10 @@ def ising_sample_run(model, method: str, seed: int, n_samples: int = 1000, chain
     g, n_kept = make_generator(seed), max(math.ceil(n_samples / chains), 20)
     kernel = kernel_factory("gibbs")(model)
     if method == "pt":
-        args = SimpleNamespace(chains=chains, burn_in=burn_in, thin=1, adapt=adapt)
+        args = SimpleNamespace(chains=chains, burn_in=burn_in, thin=thin, adapt=adapt)
         return _run_pt(args, kernel, geometric_ladder(0.2, 1.0, 12), n_kept, g)[0]
     state = kernel.init(random_spins(chains, model.n_visible, g))
-    return run_chain(kernel, state, n_kept, burn_in=burn_in, generator=g,
+    return run_chain(kernel, state, n_kept * thin, burn_in=burn_in, thin=thin, generator=g,
                      observables=("energy", "magnetization")).observables
 
 

@@ -597,6 +597,12 @@ def test_the_fd_cells_of_the_calibration_table():
     _cite_row(("FD ± s.e.", "what it prints", mnist, "0.25²"), "0.25")
 
 
+def test_the_pt_rows_with_thinning():
+    printed, thin = "the larger of τ_int and chain-mean spread (what it prints)", "`--thin 5` (63 kept sweeps of 315)"
+    _cite_row(("`ising sample --method pt`: ⟨E⟩", printed, thin), "1.00", "93", "20", "3", "63", "315")
+    _cite_row(("`ising sample --method pt`: ⟨m⟩", printed, thin), "0.97", "95")
+
+
 def test_the_pf_ode_rows_with_gaussian_probes():
     gaussian = "one Gaussian probe per example"
     _cite_row(("PF-ODE NLL", gaussian, "fresh test sets"), "1.12", "90", "6.19")
