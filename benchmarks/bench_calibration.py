@@ -586,11 +586,11 @@ FD_NOISE = (0.1, 0.25)  # pixel noise of the "generators" farther from the data
 FD_DATA = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}  # --fd-data: whose metric net and images
 
 
-def fd_cases(seeds: int, n_ref: int = 1000, data: str = "mnist") -> list[Calibration]:
+def fd_cases(seeds: int, n_ref: int = 1000, data: str = "mnist", n_samples: int = FD_SAMPLES) -> list[Calibration]:
     """The FD ± that ``diffusion evaluate --fd`` / ``metric-net score`` print (``fd_with_error``: Gaussian
     resamples of the samples, the reference fixed), and the row bootstrap it replaced, on ``data`` (MNIST or
     Fashion-MNIST) in its metric net's features against all 10,000 test images. Three "generators" whose every
-    draw is fresh: 500 training images (the real-data floor), and training images with Gaussian pixel noise
+    draw is fresh: ``n_samples`` (500, the commands' default) training images (the real-data floor), and training images with Gaussian pixel noise
     σ = 0.1 and 0.25 (clipped to [0, 1]; the noise drawn once for the first 20,000 images, whose features are
     then the population). The exact
     answer is E[FD̂₅₀₀] against the fixed reference, the mean over ``n_ref`` independent draws (its s.e. in the
@@ -605,14 +605,14 @@ def fd_cases(seeds: int, n_ref: int = 1000, data: str = "mnist") -> list[Calibra
     mu_r, cov_r = gaussian_stats(ref)
     x = torch.as_tensor(ds.x_train[:20_000]).float()
     x = x / 255 if x.max() > 1 else x
-    sources = {"500 training images (the real-data floor)": embed(net, ds.x_train)[0].double()}
+    sources = {f"{n_samples} training images (the real-data floor)": embed(net, ds.x_train)[0].double()}
     for sigma in FD_NOISE:
         noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(5)) * sigma
         sources[f"training images + N(0, {sigma:g}²) pixel noise"] = embed(net, (x + noise).clamp(0, 1))[0].double()
     out = []
     for label, pool in sources.items():
         t0 = time.process_time()
-        pick = lambda g: pool[torch.randperm(len(pool), generator=g)[:FD_SAMPLES]]  # noqa: E731
+        pick = lambda g: pool[torch.randperm(len(pool), generator=g)[:n_samples]]  # noqa: E731
         g = torch.Generator().manual_seed(0)
         draws = np.array([frechet_distance(*gaussian_stats(pick(g)), mu_r, cov_r) for _ in range(n_ref)])
         truth, truth_se = float(draws.mean()), float(draws.std(ddof=1) / math.sqrt(n_ref))
@@ -628,7 +628,7 @@ def fd_cases(seeds: int, n_ref: int = 1000, data: str = "mnist") -> list[Calibra
                                                                                    generator=g)]))
                                 for _ in range(50)], ddof=1))
         cpu = time.process_time() - t0
-        case = (f"{FD_DATA[data]} metric-net features ({ref.shape[1]}), {FD_SAMPLES} samples against the 10,000 "
+        case = (f"{FD_DATA[data]} metric-net features ({ref.shape[1]}), {n_samples} samples against the 10,000 "
                 f"test images; {label}; "
                 f"E[FD̂] = {truth:.2f} ± {truth_se:.2f} ({n_ref} draws; sd {draws.std(ddof=1):.2f})")
         for err, how in ((gauss, "50 Gaussian resamples of the samples, reference fixed (what it prints)"),
@@ -703,6 +703,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ode-probe", nargs="+", default=["rademacher"], choices=("rademacher", "gaussian"),
                    help="the Hutchinson probes of the PF-ODE rows (`ode_nll(probe=...)`; the command line uses "
                         "rademacher)")
+    p.add_argument("--fd-samples", nargs="+", type=int, default=[FD_SAMPLES],
+                   help="--only fd: samples per FD (`diffusion evaluate --n-samples`; default 500)")
     p.add_argument("--fd-data", nargs="+", default=["mnist"], choices=list(FD_DATA),
                    help="--only fd: the data sets whose metric-net features the FD rows use")
     p.add_argument("--raw", type=Path, default=HERE / ".cache" / "calibration", help="cache of AIS log weights")
@@ -729,7 +731,8 @@ def main(argv: list[str] | None = None) -> int:
         if "ode" in args.only:
             results += [c for probe in args.ode_probe for c in ode_cases(args.deep_seeds, args.deep_ref, probe=probe)]
     if "fd" in args.only:
-        results += [c for data in args.fd_data for c in fd_cases(args.deep_seeds, data=data)]
+        results += [c for data in args.fd_data for n in args.fd_samples
+                    for c in fd_cases(args.deep_seeds, data=data, n_samples=n)]
     if "accuracy" in args.only:
         results += accuracy_cases(args.accuracy_seeds)
     print(header())

@@ -561,8 +561,8 @@ def test_every_number_cell_of_the_calibration_table_is_its_rows_cell():
                 [fresh("N(0, 2²) (a poor q)")],
                 [fresh("| VLB, stratified t", "Gaussian data"), fresh("| VLB, stratified t", "3-component")],
                 [fresh("| PF-ODE NLL", "Rademacher")],
-                [("FD ± s.e.", printed_mcse, "| MNIST metric-net", noise) for noise in ("500 training images", "0.1²",
-                                                                                         "0.25²")],
+                [("FD ± s.e.", printed_mcse, "| MNIST metric-net features (128), 500 samples", noise)
+                 for noise in ("500 training images", "0.1²", "0.25²")],
                 [("class accuracy ± s.e.", printed_mcse, f"n = {n} samples, true accuracy {p} ")
                  for n, p in ((500, 0.9), (500, 0.98), (500, 0.995), (500, 0.999), (1000, 0.998))]]
     rows = table("quotes one such share.", PAGE)
@@ -588,13 +588,22 @@ def test_every_number_cell_of_the_calibration_table_is_its_rows_cell():
 def test_the_fd_cells_of_the_calibration_table():
     """About E[FD̂] and the row bootstrap's sd(z) beside the Gaussian resamples' (their sd, coverage and CPU-s are
     checked with every other row's)."""
-    mnist = "| MNIST metric-net"
+    mnist = "| MNIST metric-net features (128), 500 samples"
     for noise, truth, before in (("500 training images", "12.37", "0.52"), ("0.1²", "33.68", "0.76"),
                                  ("0.25²", "166.55", "0.85")):
         _cite_row(("FD ± s.e.", "what it prints", mnist, noise), truth, "500", "10,000", "100")
         _cite_row(("FD ± s.e.", "what it printed before", mnist, noise), before)
     _cite_row(("FD ± s.e.", "what it prints", mnist, "0.1²"), "0.1")
     _cite_row(("FD ± s.e.", "what it prints", mnist, "0.25²"), "0.25")
+
+
+def test_the_fd_rows_at_100_and_2000_samples():
+    printed = "what it prints"
+    for n, cells in (("100", (("100 training images", "0.74", "99"), ("0.1²", "1.03"), ("0.25²", "1.08"))),
+                     ("2000", (("2000 training images", "0.95"), ("0.1²", "1.01"), ("0.25²", "0.94")))):
+        for noise, *numbers in cells:
+            _cite_row(("FD ± s.e.", printed, f"| MNIST metric-net features (128), {n} samples", noise), *numbers)
+    cite(PAGE, CALIBRATION, "--only fd --fd-samples 100 2000`", "939")
 
 
 def test_the_pt_rows_with_thinning():
