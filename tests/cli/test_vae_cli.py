@@ -242,3 +242,37 @@ def test_holdout_and_test_file_give_a_test_split(gaussian_file, tmp_path, capsys
     _one_error_line(capsys, "digits has its own test split", "--holdout")
     assert cli.main(["vae", "train", "--resume", "--holdout", "0.3", "--run-dir", str(tmp_path / "h")]) == 2
     _one_error_line(capsys, "--holdout 0.3", "0.2")
+
+
+def test_an_autoregressive_decoder_trains_evaluates_samples_and_resumes(tmp_path, capsys):
+    run = tmp_path / "ar"
+    common = ["vae", "train", "--model", "hvae", "--inference", "markov", "--latent", "6,3", "--hidden", "32,16",
+              "--autoregressive", "3", "--ar-channels", "2", "--eval-every", "-1"]
+    assert cli.main([*common, "--epochs", "1", "--run-dir", str(run)]) == 0
+    assert cli.main(["vae", "train", "--resume", "--epochs", "2", "--run-dir", str(run)]) == 0
+    assert cli.main([*common, "--epochs", "2", "--run-dir", str(tmp_path / "straight")]) == 0
+    (a, step_a), (b, step_b) = _last(run), _last(tmp_path / "straight")
+    assert step_a == step_b == 30 and all(torch.equal(b["model"][k], v) for k, v in a["model"].items())
+    lik = json.loads((run / "config.json").read_text())["model"]["likelihood"]
+    assert lik["kernel"] == 3 and lik["channels"] == 2 and lik["_type"].endswith("AutoregressiveBernoulliConfig")
+    capsys.readouterr()
+    assert cli.main(["vae", "evaluate", str(run), "--k", "20", "--json", "--runs-root", str(tmp_path / "r")]) == 0
+    r = _json(capsys)
+    assert r["iwae"] >= r["elbo"] - 2 * r["nll_stderr"] and r["iwae"] > -64 * math.log(2)
+    assert cli.main(["sample", str(run), "-n", "4", "--out", str(tmp_path / "s.npy"), "--seed", "3"]) == 0
+    s = np.load(tmp_path / "s.npy")
+    assert s.shape == (4, 8, 8) and 0 <= s.min() and s.max() <= 1
+    assert type(kakusan.load(run).likelihood).__name__ == "AutoregressiveBernoulli"
+
+
+def test_autoregressive_options_refuse_what_they_cannot_do(gaussian_file, tmp_path, capsys):
+    root = ["--runs-root", str(tmp_path / "runs"), "--epochs", "1"]
+    assert cli.main(["vae", "train", "--data", str(gaussian_file), "--likelihood", "gaussian", "--autoregressive",
+                     "3", *root]) == 2
+    _one_error_line(capsys, "--autoregressive", "bernoulli")
+    assert cli.main(["vae", "train", "--ar-channels", "4", *root]) == 2
+    _one_error_line(capsys, "--ar-channels", "--autoregressive")
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["vae", "train", "--autoregressive", "4", *root])
+    assert exit_.value.code == 2
+    _one_error_line(capsys, "odd")

@@ -119,3 +119,7 @@ def test_the_fashion_mnist_bits_per_dim_of_section_7():
 
 def test_the_iwae_k50_row_of_section_7():
     cite(PAGE, "results_vae.md", "| IWAE k = 50, from the phase-2 VAE |", "86.11", "0.23", "−93.42", "20", "84.78")
+
+
+def test_the_autoregressive_decoder_of_section_6():
+    cite(PAGE, "results_vae.md", "The autoregressive decoder's IWAE-50 is 4.33 nats better", "4.33", "7.2", "18.6")

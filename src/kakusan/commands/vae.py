@@ -45,6 +45,16 @@ def _sizes(text: str) -> list[int]:
     return sizes
 
 
+def _odd_window(text: str) -> int:
+    try:
+        k = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an odd window size ≥ 3, got {text!r}") from None
+    if k < 3 or k % 2 == 0:
+        raise argparse.ArgumentTypeError(f"expected an odd window size ≥ 3 (3, 5, 7 …), got {k}")
+    return k
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("vae", help="variational autoencoders: train (ELBO, IWAE), evaluate (IWAE-k NLL), "
                                           "reconstruct")
@@ -91,6 +101,11 @@ def _add_train(tr: argparse.ArgumentParser) -> None:
                     help="the bound trained (default: iwae for --model iwae, else elbo)")
     tr.add_argument("--likelihood", choices=LIKELIHOODS, default="bernoulli",
                     help="bernoulli (binarised every step), gaussian, logistic (discretised, 8-bit images)")
+    tr.add_argument("--autoregressive", type=_odd_window, default=None, metavar="K",
+                    help="bernoulli images: a local autoregressive decoder, each pixel also seeing the pixels before "
+                         "it in a K×K window (odd K ≥ 3; e.g. 5)")
+    tr.add_argument("--ar-channels", type=int, default=None, metavar="C",
+                    help="--autoregressive: hidden units per pixel (default 16; 0: the neighbours enter linearly)")
     tr.add_argument("--variance", choices=("fixed", "shared", "per_dim", "decoder"), default=None,
                     help="Gaussian likelihood: where σ comes from (default shared; linear + shared = probabilistic "
                          "PCA)")

@@ -56,9 +56,18 @@ def net_config(encoder: str, hidden: tuple[int, ...]):
     return {"mlp": lambda: MLPConfig(hidden), "conv": ConvConfig, "linear": LinearConfig}[encoder]()
 
 
-def likelihood_config(name: str, data: VAEData, variance: str):
-    from kakusan.vae import BernoulliConfig, GaussianConfig, LogisticConfig
+def likelihood_config(name: str, data: VAEData, variance: str, window: int | None = None, channels: int | None = None):
+    from kakusan.errors import KakusanError
+    from kakusan.vae import AutoregressiveBernoulliConfig, BernoulliConfig, GaussianConfig, LogisticConfig
 
+    if channels is not None and window is None:
+        raise KakusanError("--ar-channels applies only with --autoregressive K: add it, or leave --ar-channels out")
+    if window is not None:
+        if name != "bernoulli":
+            raise KakusanError(f"--autoregressive works with --likelihood bernoulli (binary images), not {name}")
+        if channels is not None and channels < 0:
+            raise KakusanError(f"--ar-channels must be 0 (linear) or more, got {channels}")
+        return AutoregressiveBernoulliConfig(window, 16 if channels is None else channels)
     if name == "bernoulli":
         return BernoulliConfig()
     return GaussianConfig(variance) if name == "gaussian" else LogisticConfig(data.levels or 256)
@@ -76,7 +85,8 @@ def build_model(args: argparse.Namespace, data: VAEData):
         refuse_unused(args, ("variance",), f"to --likelihood {args.likelihood}, only to gaussian")
     if args.model != "hvae":
         refuse_unused(args, ("inference",), f"to --model {args.model}, only to hvae")
-    lik = likelihood_config(args.likelihood, data, args.variance or "shared")
+    lik = likelihood_config(args.likelihood, data, args.variance or "shared", getattr(args, "autoregressive", None),
+                            getattr(args, "ar_channels", None))
     if args.model == "hvae":
         build = _hierarchical(args, data, lik)
     else:
@@ -237,7 +247,9 @@ def run_train(args: argparse.Namespace) -> int:
     if data.split == "train":
         summary["note"] = no_held_out_note(spec.data, "training-set ELBOs")
     run_dir.write_json("summary.json", summary)
-    print(f"trained {type(model).__name__} ({'×'.join(map(str, data.shape))} data, {spec.likelihood}, "
+    lik = getattr(final.likelihood, "config", None)
+    ar = f" autoregressive {lik.kernel}×{lik.kernel}, {lik.channels} channels" if hasattr(lik, "kernel") else ""
+    print(f"trained {type(model).__name__} ({'×'.join(map(str, data.shape))} data, {spec.likelihood}{ar}, "
           f"{settings.objective}{f' k={settings.k}' if settings.k > 1 else ''}) for {total} steps in "
           f"{result.seconds:.1f} s; {data.split} ELBO {summary[f'{data.split}_elbo']:.2f} nats ({summary['weights']} "
           f"weights), KL {summary['kl']:.2f}, active units {summary['active_units']}; run: {run_dir.path}"

@@ -12,7 +12,9 @@ Model (registered, so ``kakusan.load(run)`` rebuilds it):
   - nets: ``MLPConfig(hidden=(200, 200), activation="tanh")`` (Burda), ``ConvConfig(channels=(32, 64),
     hidden=0, activation="relu")`` (H, W multiples of 4: 28×28, 8×8), ``LinearConfig()``;
   - likelihoods: ``BernoulliConfig()`` (0/1 data), ``GaussianConfig(variance="fixed"|"shared"|"per_dim"|
-    "decoder", std=1.0)``, ``LogisticConfig(levels=256)`` (discretised logistic; bits/dim);
+    "decoder", std=1.0)``, ``LogisticConfig(levels=256)`` (discretised logistic; bits/dim),
+    ``AutoregressiveBernoulliConfig(kernel=5, channels=16)`` (binary images; each pixel also sees the pixels
+    before it in a K×K window, a masked convolution; exact log p(x|z), sampled pixel by pixel);
   - ``latent="bernoulli"``: binary z with a uniform prior (score-function gradients, exact enumeration);
   - ``n_classes > 0``: a conditional VAE; every method then takes ``cond`` (n,) integer labels.
 - ``vae.elbo(x, cond=None, generator=None, *, n_samples=1, kl="analytic"|"mc") -> ELBOTerms``
@@ -26,7 +28,8 @@ Model (registered, so ``kakusan.load(run)`` rebuilds it):
 - ``vae.log_weights(x, k, cond=None, generator=None) -> (k, n)``: log p(x, z_i) − log q(z_i|x)
 - ``vae.sample(n, generator=None, labels=None) -> (n, *data_shape)`` (probabilities / means);
   ``vae.reconstruct(x, cond=None, *, sample=False, generator=None)``; ``vae.encode(x, cond=None) -> q``
-  (``DiagonalGaussian(mean, log_var)`` or ``FactorisedBernoulli(logits)``); ``vae.decode(z, cond=None)``;
+  (``DiagonalGaussian(mean, log_var)`` or ``FactorisedBernoulli(logits)``); ``vae.decode(z, cond=None,
+  generator=None)`` (the generator draws the autoregressive decoder's pixels);
   ``vae.image_shape`` ((H, W) / (C, H, W), or None for vectors); ``vae.n_features`` (D).
 
 Objectives for ``train.fit(model, objective, data, optimizer, TrainConfig(...), transform=...)``:
@@ -68,6 +71,8 @@ from kakusan.vae.diagnostics import Activity, active_units, kl_per_layer, kl_per
 from kakusan.vae.hierarchical import HVAE, HVAEConfig
 from kakusan.vae.latents import DiagonalGaussian, FactorisedBernoulli
 from kakusan.vae.likelihoods import (
+    AutoregressiveBernoulli,
+    AutoregressiveBernoulliConfig,
     BernoulliConfig,
     BernoulliLikelihood,
     DiscretisedLogistic,
@@ -81,7 +86,7 @@ from kakusan.vae.nets import ConvConfig, LinearConfig, MLPConfig
 from kakusan.vae.objectives import ELBO, IWAE, dynamic_binarisation, split_batch
 
 __all__ = [
-    "Activity", "HVAE", "HVAEConfig", "active_units", "kl_per_layer", "kl_per_unit", "linear_hierarchy",
+    "Activity", "AutoregressiveBernoulli", "AutoregressiveBernoulliConfig", "HVAE", "HVAEConfig", "active_units", "kl_per_layer", "kl_per_unit", "linear_hierarchy",
     "BernoulliConfig", "BernoulliLikelihood", "ConvConfig", "DiagonalGaussian", "DiscretisedLogistic", "ELBO",
     "ELBOTerms", "FactorisedBernoulli", "GaussianConfig", "GaussianLikelihood", "IWAE", "LinearConfig",
     "LogisticConfig", "MLPConfig", "VAE", "VAEConfig", "bits_per_dim", "dynamic_binarisation", "estimate_nll",

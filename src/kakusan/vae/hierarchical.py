@@ -172,7 +172,7 @@ class HVAE(bounds.ImportanceBounds, nn.Module):
         self.groups = tuple(f"z{i + 1}" for i in range(len(latents)))
         self.n_classes, self.inference = config.n_classes, config.inference
         self.image_shape: tuple[int, ...] | None = shape if len(shape) >= 2 else None
-        self.likelihood = build_likelihood(config.likelihood, self.n_features)
+        self.likelihood = build_likelihood(config.likelihood, self.n_features, shape)
         C, D = config.n_classes, self.n_features
         image = shape if isinstance(nets[0], ConvConfig) else None
         # inference: a trunk and a Gaussian head per layer
@@ -272,12 +272,14 @@ class HVAE(bounds.ImportanceBounds, nn.Module):
         _, qs, _ = self._infer(xf, c, 1, make_generator(generator, xf.device), use_mean=not sample)
         return {g: DiagonalGaussian(q.mean[0], q.log_var[0]) for g, q in zip(self.groups, qs)}
 
-    def decode(self, z: Tensor, cond: Tensor | None = None) -> Tensor:
-        """E[x|z_1] in data space (probabilities, means): z_1 (n, L_1) → (n, *data_shape)."""
+    def decode(self, z: Tensor, cond: Tensor | None = None, generator: Seed = None) -> Tensor:
+        """E[x|z_1] in data space (probabilities, means): z_1 (n, L_1) → (n, *data_shape). An autoregressive
+        decoder returns p(x_i = 1 | x_<i, z_1) along one draw of x, from ``generator``."""
         if z.ndim != 2 or z.shape[1] != self.latents[0]:
             raise DataError(f"z_1 must have shape (n, {self.latents[0]}), got {tuple(z.shape)}")
         z = z.to(self._device(), self._dtype())
-        return self.likelihood.mean(self._params(z, self._onehot(cond, len(z)))).reshape(len(z), *self.data_shape)
+        g = make_generator(generator, z.device)
+        return self.likelihood.mean(self._params(z, self._onehot(cond, len(z))), g).reshape(len(z), *self.data_shape)
 
     def reconstruction_log_prob(self, x: Tensor, z1: Tensor, cond: Tensor | None = None) -> Tensor:
         """log p(x|z_1) in nats: z_1 (n, L_1) → (n,), or (k, n, L_1) → (k, n)."""
@@ -368,7 +370,7 @@ class HVAE(bounds.ImportanceBounds, nn.Module):
         c = self._onehot(None if labels is None else torch.as_tensor(labels, device=self._device()), n)
         for l in reversed(range(self.n_layers - 1)):
             z = draw(self.priors[l](z, c), g)
-        return self.likelihood.mean(self._params(z, c)).reshape(n, *self.data_shape)
+        return self.likelihood.mean(self._params(z, c), g).reshape(n, *self.data_shape)
 
     @torch.no_grad()
     def reconstruct(self, x: Tensor, cond: Tensor | None = None, *, sample: bool = False,
@@ -376,8 +378,9 @@ class HVAE(bounds.ImportanceBounds, nn.Module):
         """E[x|z_1] for z drawn from q(z|x) (``sample=True``) or with every layer at its conditional mean
         (``sample=False``): (n, *data_shape)."""
         xf, c = self._inputs(x, cond)
-        zs, _, _ = self._infer(xf, c, 1, make_generator(generator, xf.device), use_mean=not sample)
-        return self.likelihood.mean(self._params(zs[0][0], c)).reshape(len(xf), *self.data_shape)
+        g = make_generator(generator, xf.device)
+        zs, _, _ = self._infer(xf, c, 1, g, use_mean=not sample)
+        return self.likelihood.mean(self._params(zs[0][0], c), g).reshape(len(xf), *self.data_shape)
 
 
 __all__ = ["HVAE", "HVAEConfig"]

@@ -75,7 +75,7 @@ class VAE(bounds.ImportanceBounds, nn.Module):
         self.data_shape, self.n_features = shape, math.prod(shape)
         self.n_latent, self.n_classes = config.n_latent, config.n_classes
         self.image_shape: tuple[int, ...] | None = shape if len(shape) >= 2 else None
-        self.likelihood = build_likelihood(config.likelihood, self.n_features)
+        self.likelihood = build_likelihood(config.likelihood, self.n_features, shape)
         n_q = PARAMS_PER_UNIT[config.latent] * config.n_latent
         self.encoder = build_encoder(config.encoder, shape, config.n_classes, n_q)
         self.decoder = build_decoder(config.decoder, config.n_latent, config.n_classes, shape,
@@ -152,12 +152,14 @@ class VAE(bounds.ImportanceBounds, nn.Module):
         """q(z|x): a :class:`~kakusan.vae.latents.DiagonalGaussian` (mean, log_var) or ``FactorisedBernoulli``."""
         return self._q(*self._inputs(x, cond))
 
-    def decode(self, z: Tensor, cond: Tensor | None = None) -> Tensor:
-        """E[x|z] in data space (probabilities, means): z (n, L) → (n, *data_shape)."""
+    def decode(self, z: Tensor, cond: Tensor | None = None, generator: Seed = None) -> Tensor:
+        """E[x|z] in data space (probabilities, means): z (n, L) → (n, *data_shape). An autoregressive decoder
+        returns p(x_i = 1 | x_<i, z) along one draw of x, from ``generator``."""
         if z.ndim != 2 or z.shape[1] != self.n_latent:
             raise DataError(f"z must have shape (n, {self.n_latent}), got {tuple(z.shape)}")
         z = z.to(self._dtype())
-        return self.likelihood.mean(self._params(z, self._onehot(cond, len(z)))).reshape(len(z), *self.data_shape)
+        g = make_generator(generator, z.device)
+        return self.likelihood.mean(self._params(z, self._onehot(cond, len(z))), g).reshape(len(z), *self.data_shape)
 
     def reconstruction_log_prob(self, x: Tensor, z: Tensor, cond: Tensor | None = None) -> Tensor:
         """log p(x|z) in nats: z (n, L) → (n,), or (k, n, L) → (k, n)."""
@@ -237,7 +239,7 @@ class VAE(bounds.ImportanceBounds, nn.Module):
         z = FAMILIES[self.config.latent].prior_sample(n, self.n_latent, g, self._dtype(), self._device())
         if self.n_classes and labels is None:
             labels = torch.randint(0, self.n_classes, (n,), generator=g, device=self._device())
-        return self.decode(z, None if labels is None else torch.as_tensor(labels, device=self._device()))
+        return self.decode(z, None if labels is None else torch.as_tensor(labels, device=self._device()), g)
 
     @torch.no_grad()
     def reconstruct(self, x: Tensor, cond: Tensor | None = None, *, sample: bool = False,
@@ -245,8 +247,9 @@ class VAE(bounds.ImportanceBounds, nn.Module):
         """E[x|z] for z the mode of q(z|x) (``sample=False``) or a draw z ~ q(z|x): (n, *data_shape)."""
         xf, c = self._inputs(x, cond)
         q = self._q(xf, c)
-        z = q.sample(1, make_generator(generator, xf.device))[0] if sample else q.mode()
-        return self.likelihood.mean(self._params(z, c)).reshape(len(xf), *self.data_shape)
+        g = make_generator(generator, xf.device)
+        z = q.sample(1, g)[0] if sample else q.mode()
+        return self.likelihood.mean(self._params(z, c), g).reshape(len(xf), *self.data_shape)
 
 
 __all__ = ["VAE", "VAEConfig"]
