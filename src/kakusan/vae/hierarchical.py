@@ -191,7 +191,7 @@ class HVAE(bounds.ImportanceBounds, nn.Module):
         self.decoder = build_decoder(_downward(nets[0]), latents[0], C, shape, self.likelihood.n_params)
         # activations per (sample, example) in one IWAE pass, to size chunks
         self.chunk_width = (self.likelihood.n_params + 1) * D + width(nets[0], shape) + \
-            2 * sum(width(n, shape) for n in nets[1:]) + 8 * self.n_latent
+            2 * sum(width(n, shape) for n in nets[1:]) + 8 * self.n_latent + getattr(self.likelihood, "width", 0)
 
     @classmethod
     def from_config(cls, config: HVAEConfig) -> "HVAE":

@@ -228,6 +228,7 @@ class AutoregressiveBernoulli(nn.Module):
             raise KakusanError(f"channels must be a whole number ≥ 0 (0: linear), got {config.channels!r}")
         self.config, self.n_features, self.image = config, n_features, image
         K, C = config.kernel, config.channels
+        self.width = (2 * C + 1) * n_features  # activations per (sample, example) beyond the decoder's: IWAE chunks
         self.window = nn.Conv2d(1, max(C, 1), K, padding=K // 2)
         mask = torch.ones(1, 1, K, K)
         mask[..., K // 2, K // 2:] = 0  # the centre pixel and those right of it

@@ -82,7 +82,7 @@ class VAE(bounds.ImportanceBounds, nn.Module):
                                      self.likelihood.n_params)
         # activations per (sample, example) in one IWAE pass, to size chunks
         self.chunk_width = (self.likelihood.n_params + 1) * self.n_features + width(config.decoder, shape) + \
-            4 * config.n_latent
+            4 * config.n_latent + getattr(self.likelihood, "width", 0)
 
     @classmethod
     def from_config(cls, config: VAEConfig) -> "VAE":
