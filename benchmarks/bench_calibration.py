@@ -355,22 +355,24 @@ def ais_raw(case: str, groups: int, raw: Path, only: tuple[str, ...] | None = No
     return out
 
 
-def ais_cases(groups: int, raw: Path, names: list[str],
-              only: tuple[str, ...] | None = None) -> tuple[list[Calibration], list[dict]]:
+def ais_cases(groups: int, raw: Path, names: list[str], only: tuple[str, ...] | None = None,
+              runs: int = 100) -> tuple[list[Calibration], list[dict]]:
+    """Calibration rows of ``groups`` independent estimates of ``runs`` runs each (what `rbm evaluate --runs`
+    makes), cut from the cached runs of each case (annealing the missing ones), and the misses to list."""
     from kakusan.rbm.ais import ais_from_weights
 
     out, misses = [], []
     for case in names:
-        r = ais_raw(case, groups, raw, only)
+        r = ais_raw(case, -(-groups * runs // 100), raw, only)
         for direction in ais_directions(case, only):
-            lw = r[direction][: groups * 100].reshape(groups, 100)
+            lw = r[direction][: groups * runs].reshape(groups, runs)
             results = [ais_from_weights(w, r["log_z_base"], direction, 14_500) for w in lw]
-            cpu = r[f"cpu_{direction}"] * groups * 100 / len(r[direction])
+            cpu = r[f"cpu_{direction}"] * groups * runs / len(r[direction])
             starts = {"reverse": ", exact starts",
                       "reverse-gibbs": f", starts from {GIBBS_START_SWEEPS} Gibbs sweeps from test rows",
                       "reverse-annealed": f", starts from forward runs' last states + {GIBBS_START_SWEEPS} Gibbs sweeps"}
             cal = from_estimates([a.log_z for a in results], [a.log_z_stderr for a in results], r["exact"],
-                                 estimator=f"AIS {direction.split('-')[0]}, 100 runs, 14,500 β, delta-method s.e.",
+                                 estimator=f"AIS {direction.split('-')[0]}, {runs} runs, 14,500 β, delta-method s.e.",
                                  case=f"MNIST {case}, log Z {r['exact']:.4f}" + starts.get(direction, ""),
                                  # from Gibbs starts reverse AIS is an upper bound only if the chains have mixed
                                  bound={"forward": "lower", "reverse": "upper"}.get(direction), cpu_seconds=cpu)
@@ -695,7 +697,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--deep-seeds", type=int, default=100, help="seeds (fresh test sets) per deep-model row")
     p.add_argument("--deep-ref", type=int, default=10_000,
                    help="examples of the reference runs for E[NLL_k] and the mixture's E[VLB] (×100 for its entropy)")
-    p.add_argument("--ais-groups", type=int, default=60, help="independent 100-run AIS estimates per case")
+    p.add_argument("--ais-groups", type=int, default=60, help="independent AIS estimates per case")
+    p.add_argument("--ais-runs", nargs="+", type=int, default=[100],
+                   help="runs per AIS estimate (`rbm evaluate --runs`; default 100): one set of rows per value")
     p.add_argument("--ais-cases", nargs="+", default=list(AIS_CASES)[:1], choices=list(AIS_CASES))
     p.add_argument("--ais-directions", nargs="+", choices=("forward", "reverse", "reverse-gibbs", "reverse-annealed"),
                    default=None,
@@ -720,9 +724,10 @@ def main(argv: list[str] | None = None) -> int:
     if "pt" in args.only:
         results += pt_cases(args.seeds)
     if "ais" in args.only:
-        cals, misses = ais_cases(args.ais_groups, args.raw, args.ais_cases,
-                                   args.ais_directions)
-        results += cals
+        for runs in args.ais_runs:
+            cals, found = ais_cases(args.ais_groups, args.raw, args.ais_cases, args.ais_directions, runs)
+            results += cals
+            misses += found
     if "deep" in args.only:
         results += deep_cases(args.deep_seeds, args.deep_ref, tuple(args.ode_probe))
     else:

@@ -78,7 +78,8 @@ def test_rbm_evaluate_says_what_the_error_bar_means():
     assert "interval: log Z in [213.2000, 213.2000], test log-likelihood in [-120.1000, -119.9000] nats" in text
     assert "warning (interval): forward and reverse AIS disagree" in text
     assert "warning (forward AIS): heavy-tailed" in text and "warning (reverse" not in text
-    assert "not measured at 50 runs" in calibration_status(50, 14500)
+    assert "not measured at 40 runs" in calibration_status(40, 14500)
+    assert "at 50 runs (14,500 β) the ± was measured" in calibration_status(50, 14500)
     exact = _evaluate_text({"method": "exact", "log_z": 1.0, "test_log_likelihood": -2.0}, "runs/y")
     assert "exact" in exact and "±" not in exact
 
@@ -140,3 +141,43 @@ def _pair():
     betas = default_betas(3, 3, 3)
     return (ais(model, n_runs=10, betas=betas, generator=0),
             reverse_ais(model, exact.sample(model, 10, torch.Generator().manual_seed(1)), betas=betas, generator=2))
+
+
+@pytest.mark.parametrize("runs", [20, 50])
+def test_the_status_printed_at_fewer_runs_is_the_results_file(runs):
+    """What `rbm evaluate --runs 20|50` prints (rbm.ais.CALIBRATION["other"]) is the min and max of the results
+    file's rows at that many runs, per direction, with the RBMs each verdict names."""
+    import re
+    from pathlib import Path
+
+    from kakusan.rbm.ais import CALIBRATION
+
+    text = (Path(__file__).resolve().parents[2] / "benchmarks" / "results_calibration.md").read_text(encoding="utf-8")
+    status = CALIBRATION["other"][(runs, 14500)]
+    for direction, case in (("forward", "MNIST 784-"), ("reverse", "exact starts")):
+        rows = [ln.split(" | ") for ln in text.splitlines()
+                if ln.startswith(f"| AIS {direction}, {runs} runs, 14,500 β, delta-method s.e. |") and case in ln]
+        assert len(rows) == 4, rows
+        assert all(int(r[2]) >= 50 for r in rows)
+        sds = sorted(float(r[4]) for r in rows)
+        coverage = sorted(int(r[5].removesuffix(" %")) for r in rows)
+        assert re.search(rf"{direction}[^;]*sd\(z\) {sds[0]:.2f}–{sds[-1]:.2f}, coverage {coverage[0]}–{coverage[-1]} %",
+                         status), (direction, sds, coverage, status)
+        calibrated = sum(r[9] == "calibrated" for r in rows)
+        word = {4: "all four", 2: "two"}[calibrated]
+        assert re.search(rf"{direction}[^;]*calibrated on {word}", status), (direction, calibrated, status)
+
+
+def test_the_status_printed_at_1450_betas_is_the_results_file():
+    from pathlib import Path
+
+    from kakusan.rbm.ais import CALIBRATION
+
+    text = (Path(__file__).resolve().parents[2] / "benchmarks" / "results_calibration.md").read_text(encoding="utf-8")
+    rows = [ln.split(" | ") for ln in text.splitlines() if ln.startswith("| AIS forward, 100 runs, 1,450 β")]
+    assert len(rows) == 2 and all(r[9] == "calibrated" and int(r[2]) >= 50 for r in rows)
+    sds, coverage = sorted(float(r[4]) for r in rows), sorted(int(r[5].removesuffix(" %")) for r in rows)
+    status = CALIBRATION["other"][(100, 1450)]
+    assert f"sd(z) {sds[0]:.2f}–{sds[-1]:.2f}, coverage {coverage[0]}–{coverage[-1]} %, calibrated" in status
+    assert not any(ln.startswith("| AIS reverse, 100 runs, 1,450 β") for ln in text.splitlines())
+    assert "reverse AIS at 1,450 β is not measured" in status

@@ -399,6 +399,8 @@ def calibration_status(runs: int, n_betas: int) -> str:
 
     if (runs, n_betas) == CALIBRATION["settings"]:
         return CALIBRATION["status"]
+    if (runs, n_betas) in CALIBRATION["other"]:
+        return CALIBRATION["other"][(runs, n_betas)]
     return (f"Calibration: not measured at {runs} runs and {n_betas} β (only at the defaults, "
             f"{CALIBRATION['settings'][0]} runs and {CALIBRATION['settings'][1]} β: {CALIBRATION['short']}); "
             "fewer runs or βs give a less reliable error bar — watch the tail warning.")

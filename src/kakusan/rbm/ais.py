@@ -159,6 +159,24 @@ CALIBRATION = {
                  "92–100 % — calibrated on all four, including the 784-24 RBM whose reverse ± alone is too narrow "
                  "(98 % with exact starts, 100 % with the annealed starts used above 20 hidden units; 0.73–0.74 nats wide "
                  "there) (benchmarks/results_calibration.md). Other models may differ."),
+    # away from the defaults, (runs, βs) -> what the harness measured (``bench_calibration.py --only ais
+    # --ais-runs R --ais-groups G``: groups of R runs cut from the same 5,000 cached runs per RBM and direction)
+    "other": {
+        (20, 14500): ("Calibration: at 20 runs (14,500 β) the ± was measured against exact log Z on the same four MNIST "
+                      "RBMs as the defaults, by 250 independent 20-run estimates each: forward sd(z) 1.04–1.15, "
+                      "coverage 90–94 %, calibrated on all four; reverse from exact samples sd(z) 1.03–1.74, coverage "
+                      "66–94 %: calibrated on two, too narrow on the 784-17 PCD and 784-24 RBMs, so read the reverse ± "
+                      "as a lower bound on its uncertainty (benchmarks/results_calibration.md)."),
+        (50, 14500): ("Calibration: at 50 runs (14,500 β) the ± was measured against exact log Z on the same four MNIST "
+                      "RBMs as the defaults, by 100 independent 50-run estimates each: forward sd(z) 0.91–1.08, "
+                      "coverage 91–97 %, calibrated on all four; reverse from exact samples sd(z) 0.98–1.74, coverage "
+                      "63–96 %: calibrated on two, short of 90 % coverage on the 784-17 PCD RBM and too narrow on the "
+                      "784-24 one, so read the reverse ± as a lower bound on its uncertainty "
+                      "(benchmarks/results_calibration.md)."),
+        (100, 1450): ("Calibration: at 1,450 β (100 runs) only forward AIS was measured, on one MNIST RBM (784-18 CD-1 "
+                      "lr 0.2, 3 epochs), by 60 independent estimates twice: sd(z) 1.02–1.06, coverage 93–98 %, "
+                      "calibrated; reverse AIS at 1,450 β is not measured (benchmarks/results_calibration.md)."),
+    },
     # reverse AIS from approximate starts (rbm evaluate above EXACT_START_LIMIT hidden units)
     "annealed_starts": ("Reverse AIS from approximate starts (the forward runs' last states + Gibbs sweeps) is not "
                         "calibrated: on a 784-24 MNIST RBM (CD-1, lr 0.2, 3 epochs) it came out 0.12 ± 0.04 nats above "
