@@ -421,9 +421,9 @@ SANDWICH_PAIRS = {"reverse": ("forward", "reverse", "exact starts"),
                                        f"the forward runs' last states + {GIBBS_START_SWEEPS} Gibbs sweeps")}
 
 
-def ais_sandwich(groups: int, raw: Path, names: list[str], k: float = 2.0) -> list[str]:
+def ais_sandwich(groups: int, raw: Path, names: list[str], k: float = 2.0, runs: int = 100) -> list[str]:
     """Markdown lines: how often the interval [forward log Ẑ − k·se, reverse log Ẑ + k·se] (``rbm.ais.sandwich``,
-    what ``rbm evaluate`` prints) holds the exact log Z, over ``groups`` pairs of 100-run estimates per case: group
+    what ``rbm evaluate`` prints) holds the exact log Z, over ``groups`` pairs of ``runs``-run estimates per case: group
     g of the forward runs with group g of the reverse runs (independent draws for exact starts; for annealed
     starts the reverse runs start from group g's own forward runs, as in one ``rbm evaluate`` call)."""
     from kakusan.rbm.ais import AISResult, ais_from_weights, sandwich
@@ -435,17 +435,19 @@ def ais_sandwich(groups: int, raw: Path, names: list[str], k: float = 2.0) -> li
         for reverse, (fwd_key, rev_key, starts) in SANDWICH_PAIRS.items():
             if reverse == "reverse-annealed" and "reverse-annealed" not in ais_directions(case):
                 continue
-            r = ais_raw(case, groups, raw, ("forward", "reverse") if reverse == "reverse" else (reverse,))
+            r = ais_raw(case, -(-groups * runs // 100), raw,
+                        ("forward", "reverse") if reverse == "reverse" else (reverse,))
             est: dict[str, list[AISResult]] = {
                 key: [ais_from_weights(w, r["log_z_base"], key.split("-")[0], 14_500)
-                      for w in r[key][: groups * 100].reshape(groups, 100)] for key in (fwd_key, rev_key)}
+                      for w in r[key][: groups * runs].reshape(groups, runs)] for key in (fwd_key, rev_key)}
             ivs = [sandwich(f, b, k) for f, b in zip(est[fwd_key], est[rev_key])]
             low = np.array([iv.low for iv in ivs]) - r["exact"]
             high = np.array([iv.high for iv in ivs]) - r["exact"]
             cover = float(np.mean((low <= 0) & (high >= 0)))
             # (the annealed pair's forward runs are timed with its reverse ones)
-            cpu = sum(r[f"cpu_{d}"] * groups * 100 / len(r[d]) for d in (fwd_key, rev_key) if f"cpu_{d}" in r)
-            lines.append(f"| MNIST {case}, log Z {r['exact']:.4f} | {starts} | {groups} | {cover:.0%} | "
+            cpu = sum(r[f"cpu_{d}"] * groups * runs / len(r[d]) for d in (fwd_key, rev_key) if f"cpu_{d}" in r)
+            lines.append(f"| MNIST {case}, log Z {r['exact']:.4f}{'' if runs == 100 else f', {runs} runs'} | "
+                         f"{starts} | {groups} | {cover:.0%} | "
                          f"{int((low > 0).sum())} | {int((high < 0).sum())} | "
                          f"{int(sum(not iv.consistent for iv in ivs))} | {float(np.mean(high - low)):.3f} | "
                          f"{low.mean():+.3f} / {high.mean():+.3f} | "
@@ -747,7 +749,8 @@ def main(argv: list[str] | None = None) -> int:
     if "ais" in args.only:
         print("\n".join(ais_pooled(args.raw, args.ais_cases, args.ais_directions)))
     if "sandwich" in args.only:
-        print("\n".join(ais_sandwich(args.ais_groups, args.raw, args.ais_cases)))
+        for runs in args.ais_runs:
+            print("\n".join(ais_sandwich(args.ais_groups, args.raw, args.ais_cases, runs=runs)))
     if args.json:
         args.json.write_text(json.dumps({"rows": [c.row() for c in results], "misses": misses}, indent=1,
                                         default=float) + "\n")

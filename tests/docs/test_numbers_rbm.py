@@ -121,3 +121,4 @@ def test_the_ais_calibration_at_fewer_runs():
     cite(PAGE, CALIBRATION, row.format("reverse", 20, "784-24 CD-1 lr 0.2"), "1.74", "66")
     cite(PAGE, CALIBRATION, "* **Forward AIS stays calibrated with fewer runs**", "1.04", "1.15", "0.91", "1.08", "20",
          "50")
+    cite(PAGE, CALIBRATION, "* **The interval stays calibrated with fewer runs", "95", "97", "250", "20")

@@ -126,7 +126,8 @@ def test_the_printed_interval_status_is_the_results_file():
     assert all(rbm in status for rbm in rbms), (rbms, status)
     from kakusan.commands.rbm import _interval
 
-    assert f"{coverage[0]}–{coverage[-1]} %" in _interval(*_pair(), 0.0, "test", 50, 14500)["interval_calibration"]
+    assert f"{coverage[0]}–{coverage[-1]} %" in _interval(*_pair(), 0.0, "test", 40, 14500)["interval_calibration"]
+    assert "not measured at 40 runs" in _interval(*_pair(), 0.0, "test", 40, 14500)["interval_calibration"]
     assert _interval(*_pair(), 0.0, "test", 100, 14500)["interval_calibration"] == status
 
 
@@ -181,3 +182,20 @@ def test_the_status_printed_at_1450_betas_is_the_results_file():
     assert f"sd(z) {sds[0]:.2f}–{sds[-1]:.2f}, coverage {coverage[0]}–{coverage[-1]} %, calibrated" in status
     assert not any(ln.startswith("| AIS reverse, 100 runs, 1,450 β") for ln in text.splitlines())
     assert "reverse AIS at 1,450 β is not measured" in status
+
+
+@pytest.mark.parametrize("runs,pairs", [(20, 250), (50, 100)])
+def test_the_interval_status_at_fewer_runs_is_the_results_file(runs, pairs):
+    from pathlib import Path
+
+    from kakusan.commands.rbm import _interval
+    from kakusan.rbm.ais import CALIBRATION
+
+    text = (Path(__file__).resolve().parents[2] / "benchmarks" / "results_calibration.md").read_text(encoding="utf-8")
+    table = text.split("| case (at fewer runs) | reverse starts | pairs | coverage |")[1].split("\n\n")[0]
+    rows = [ln.split(" | ") for ln in table.splitlines() if f", {runs} runs |" in ln]
+    assert len(rows) == 5 and all(int(r[2]) == pairs and r[9] == "calibrated" for r in rows), rows
+    coverage = sorted(int(r[3].removesuffix("%")) for r in rows)
+    status = CALIBRATION["sandwich_other"][(runs, 14500)]
+    assert f"held the exact log Z in {coverage[0]}–{coverage[-1]} %" in status and f"{pairs} pairs" in status
+    assert _interval(*_pair(), 0.0, "test", runs, 14500)["interval_calibration"] == status

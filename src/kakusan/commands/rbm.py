@@ -373,7 +373,9 @@ def _interval(fwd, rev, mean_neg_f: float, split: str, runs: int, n_betas: int) 
 
     iv = sandwich(fwd, rev)
     status = CALIBRATION["sandwich"]
-    if (runs, n_betas) != CALIBRATION["settings"]:
+    if (runs, n_betas) in CALIBRATION["sandwich_other"]:
+        status = CALIBRATION["sandwich_other"][(runs, n_betas)]
+    elif (runs, n_betas) != CALIBRATION["settings"]:
         status = (f"Calibration of the interval: not measured at {runs} runs and {n_betas} β (at the defaults, "
                   f"{CALIBRATION['settings'][0]} runs and {CALIBRATION['settings'][1]} β, it held the exact log Z in "
                   f"{CALIBRATION['sandwich_short']}; benchmarks/results_calibration.md).")
