@@ -205,8 +205,8 @@ class AutoregressiveBernoulli(nn.Module):
     p(x_i = 1 | x_<i, z) = sigmoid(a_i) is normalised for every z, and log p(x|z) = Σ_i x_i a_i − softplus(a_i)
     is exact; all a_i come from one masked convolution of the observed x. The pixels before i carry the local
     detail (stroke continuity) that a factorised decoder must put into z, so z is left the global shape. Small K
-    keeps it so: the window cannot see the whole image, and the latents do not collapse (Chen et al. 2017, the
-    variational lossy autoencoder; Gulrajani et al. 2017, PixelVAE).
+    keeps z in use: the window cannot see the whole image, so the shape must still come through z (Chen et al. 2017,
+    the variational lossy autoencoder; Gulrajani et al. 2017, PixelVAE) — though it needs fewer nats of KL to carry.
 
     Drawing x ~ p(x|z) takes one step per pixel (:meth:`sample`); :meth:`mean` returns the conditional
     probabilities sigmoid(a_i) along such a draw — the image of p(x_i = 1 | x_<i, z), the nearest thing to E[x|z]
