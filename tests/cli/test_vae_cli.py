@@ -276,3 +276,7 @@ def test_autoregressive_options_refuse_what_they_cannot_do(gaussian_file, tmp_pa
         cli.main(["vae", "train", "--autoregressive", "4", *root])
     assert exit_.value.code == 2
     _one_error_line(capsys, "odd")
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["vae", "train", "--autoregressive", "3", "--ar-channels", "-1", *root])
+    assert exit_.value.code == 2
+    _one_error_line(capsys, "--ar-channels", "non-negative")

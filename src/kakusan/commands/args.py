@@ -41,6 +41,14 @@ def nonneg_int(text: str) -> int:
     return value
 
 
+def odd_window(text: str) -> int:
+    """An odd window size ≥ 3 (a K×K neighbourhood centred on a pixel)."""
+    value = _int(text, "an odd window size ≥ 3")
+    if value < 3 or value % 2 == 0:
+        raise argparse.ArgumentTypeError(f"must be an odd window size ≥ 3 (3, 5, 7 …), got {text!r}")
+    return value
+
+
 def interval_or_never(text: str) -> int:
     """Steps between events: a positive integer, 0 (the default interval) or −1 (never)."""
     value = _int(text, "an integer ≥ −1 (−1: never, 0: the default)")

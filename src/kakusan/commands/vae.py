@@ -19,6 +19,7 @@ from kakusan.commands.args import (
     interval_or_never,
     nonneg_float,
     nonneg_int,
+    odd_window,
     positive_float,
     positive_int,
     seed,
@@ -43,16 +44,6 @@ def _sizes(text: str) -> list[int]:
     if any(s < 1 for s in sizes):
         raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
     return sizes
-
-
-def _odd_window(text: str) -> int:
-    try:
-        k = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an odd window size ≥ 3, got {text!r}") from None
-    if k < 3 or k % 2 == 0:
-        raise argparse.ArgumentTypeError(f"expected an odd window size ≥ 3 (3, 5, 7 …), got {k}")
-    return k
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -101,10 +92,10 @@ def _add_train(tr: argparse.ArgumentParser) -> None:
                     help="the bound trained (default: iwae for --model iwae, else elbo)")
     tr.add_argument("--likelihood", choices=LIKELIHOODS, default="bernoulli",
                     help="bernoulli (binarised every step), gaussian, logistic (discretised, 8-bit images)")
-    tr.add_argument("--autoregressive", type=_odd_window, default=None, metavar="K",
+    tr.add_argument("--autoregressive", type=odd_window, default=None, metavar="K",
                     help="bernoulli images: a local autoregressive decoder, each pixel also seeing the pixels before "
                          "it in a K×K window (odd K ≥ 3; e.g. 5)")
-    tr.add_argument("--ar-channels", type=int, default=None, metavar="C",
+    tr.add_argument("--ar-channels", type=nonneg_int, default=None, metavar="C",
                     help="--autoregressive: hidden units per pixel (default 16; 0: the neighbours enter linearly)")
     tr.add_argument("--variance", choices=("fixed", "shared", "per_dim", "decoder"), default=None,
                     help="Gaussian likelihood: where σ comes from (default shared; linear + shared = probabilistic "

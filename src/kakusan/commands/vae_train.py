@@ -65,8 +65,6 @@ def likelihood_config(name: str, data: VAEData, variance: str, window: int | Non
     if window is not None:
         if name != "bernoulli":
             raise KakusanError(f"--autoregressive works with --likelihood bernoulli (binary images), not {name}")
-        if channels is not None and channels < 0:
-            raise KakusanError(f"--ar-channels must be 0 (linear) or more, got {channels}")
         return AutoregressiveBernoulliConfig(window, 16 if channels is None else channels)
     if name == "bernoulli":
         return BernoulliConfig()

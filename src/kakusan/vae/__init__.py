@@ -86,9 +86,10 @@ from kakusan.vae.nets import ConvConfig, LinearConfig, MLPConfig
 from kakusan.vae.objectives import ELBO, IWAE, dynamic_binarisation, split_batch
 
 __all__ = [
-    "Activity", "AutoregressiveBernoulli", "AutoregressiveBernoulliConfig", "HVAE", "HVAEConfig", "active_units", "kl_per_layer", "kl_per_unit", "linear_hierarchy",
-    "BernoulliConfig", "BernoulliLikelihood", "ConvConfig", "DiagonalGaussian", "DiscretisedLogistic", "ELBO",
-    "ELBOTerms", "FactorisedBernoulli", "GaussianConfig", "GaussianLikelihood", "IWAE", "LinearConfig",
-    "LogisticConfig", "MLPConfig", "VAE", "VAEConfig", "bits_per_dim", "dynamic_binarisation", "estimate_nll",
-    "importance_log_likelihood", "iwae_bound", "linear_gaussian", "split_batch",
+    "Activity", "AutoregressiveBernoulli", "AutoregressiveBernoulliConfig", "BernoulliConfig",
+    "BernoulliLikelihood", "ConvConfig", "DiagonalGaussian", "DiscretisedLogistic", "ELBO", "ELBOTerms",
+    "FactorisedBernoulli", "GaussianConfig", "GaussianLikelihood", "HVAE", "HVAEConfig", "IWAE", "LinearConfig",
+    "LogisticConfig", "MLPConfig", "VAE", "VAEConfig", "active_units", "bits_per_dim", "dynamic_binarisation",
+    "estimate_nll", "importance_log_likelihood", "iwae_bound", "kl_per_layer", "kl_per_unit", "linear_gaussian",
+    "linear_hierarchy", "split_batch",
 ]

@@ -99,7 +99,8 @@ class HVAEConfig:
         1000 Adam steps at batch 100, test ELBO: ladder with free bits 0.1 −182 nats with tanh, −134 with ELU;
         with the plain ELBO the tanh ladder collapsed to the factorised model, −201; Markov −130 with ELU,
         and still −166 with tanh after 1500 steps; the one-layer tanh VAE −143).
-    likelihood : p(x|z_1): ``BernoulliConfig`` (binary data), ``GaussianConfig`` or ``LogisticConfig``.
+    likelihood : p(x|z_1): ``BernoulliConfig`` (binary data), ``AutoregressiveBernoulliConfig`` (binary images),
+        ``GaussianConfig`` or ``LogisticConfig``.
     inference : ``"markov"`` (bottom-up q(z_1|x) q(z_2|z_1) …) or ``"ladder"`` (Sønderby et al. 2016).
     n_classes : > 0 makes a conditional HVAE: every net sees the one-hot label (the top prior stays N(0, I)).
     """

@@ -40,7 +40,8 @@ class VAEConfig:
     n_latent : units of z (Burda et al.: 50).
     encoder, decoder : :class:`~kakusan.vae.nets.MLPConfig` (default: 200-200 tanh), ``ConvConfig`` or
         ``LinearConfig``.
-    likelihood : ``BernoulliConfig`` (binary data), ``GaussianConfig`` or ``LogisticConfig`` (8-bit images).
+    likelihood : ``BernoulliConfig`` (binary data), ``AutoregressiveBernoulliConfig`` (binary images, each pixel
+        also seeing the pixels before it), ``GaussianConfig`` or ``LogisticConfig`` (8-bit images).
     latent : ``"gaussian"`` (q diagonal Gaussian, p = N(0, I)) or ``"bernoulli"`` (binary z, uniform p).
     n_classes : > 0 makes a conditional VAE whose encoder and decoder see the one-hot label.
     """

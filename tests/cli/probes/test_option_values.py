@@ -50,6 +50,7 @@ OPTIONS = [
     (["vae", "train"], "--ema", "below_one"), (["vae", "train"], "--grad-clip", "pos_float"),
     (["vae", "train"], "--eval-every", "interval"), (["vae", "train"], "--checkpoint-every", "nonneg_int"),
     (["vae", "train"], "--holdout", "open_unit"), (["vae", "train"], "--data-seed", "seed"),
+    (["vae", "train"], "--autoregressive", "odd_int"), (["vae", "train"], "--ar-channels", "nonneg_int"),
     (["vae", "evaluate", "RUN"], "--k", "pos_int"), (["vae", "evaluate", "RUN"], "--rows", "nonneg_int"),
     (["vae", "reconstruct", "RUN"], "-n", "pos_int"),
     (["diffusion", "train"], "--T", "pos_int"), (["diffusion", "train"], "--epochs", "pos_int"),
@@ -78,12 +79,12 @@ def _oracle(kind: str, text: str):
         return None
     ok = {"pos_int": value >= 1, "nonneg_int": value >= 0, "interval": value >= -1, "seed": 0 <= value < 2**32,
           "pos_float": value > 0, "nonneg_float": value >= 0, "below_one": 0 <= value < 1,
-          "open_unit": 0 < value < 1, "finite_float": True}[kind]
+          "open_unit": 0 < value < 1, "finite_float": True, "odd_int": value >= 3 and value % 2 == 1}[kind]
     return value if ok else None
 
 
 @pytest.mark.parametrize("prefix, option, kind", OPTIONS, ids=[f"{' '.join(p[:2])} {o}" for p, o, _ in OPTIONS])
-@pytest.mark.parametrize("text", [*BAD_NUMBERS, "0", "1", "0.5", "1.5", "-2", "4294967296"])
+@pytest.mark.parametrize("text", [*BAD_NUMBERS, "0", "1", "0.5", "1.5", "-2", "4294967296", "3", "4"])
 def test_option_values_are_checked_by_the_parser(probe, prefix, option, kind, text):
     argv = [*prefix, f"{option}={text}"]
     expected = _oracle(kind, text)
