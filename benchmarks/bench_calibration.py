@@ -300,22 +300,25 @@ def ais_directions(case: str, only: tuple[str, ...] | None = None) -> tuple[str,
     return tuple(only) if only else AIS_DIRECTIONS.get(case, ("forward", "reverse"))
 
 
-def ais_cache(case: str, raw: Path) -> Path:
-    """The cache file of ``case``'s log weights in ``raw``."""
+def ais_cache(case: str, raw: Path, betas: int = 14_500) -> Path:
+    """The cache file of ``case``'s log weights at ``betas`` inverse temperatures in ``raw``."""
     settings = AIS_CASES[case]
     method = settings[4] if len(settings) > 4 else "cd"
-    return raw / (case.split(" ")[0] + ("" if method == "cd" else f"-{method}") + f"-{settings[1]}.pt")
+    return raw / (case.split(" ")[0] + ("" if method == "cd" else f"-{method}") + f"-{settings[1]}"
+                  + ("" if betas == 14_500 else f"-b{betas}") + ".pt")
 
 
-def ais_raw(case: str, groups: int, raw: Path, only: tuple[str, ...] | None = None) -> dict:
-    """Forward and reverse (exact starts) log weights of groups × 100 runs at the defaults (the directions of
-    :func:`ais_directions`); cached in ``raw``."""
+def ais_raw(case: str, groups: int, raw: Path, only: tuple[str, ...] | None = None, betas: int = 14_500) -> dict:
+    """Forward and reverse (exact starts) log weights of groups × 100 runs at ``betas`` inverse temperatures
+    (:func:`kakusan.rbm.ais.scaled_betas`, as ``rbm evaluate --betas``; the directions of :func:`ais_directions`);
+    cached in ``raw``."""
     from kakusan.rbm import exact
-    from kakusan.rbm.ais import ais, reverse_ais
+    from kakusan.rbm.ais import ais, reverse_ais, scaled_betas
 
     settings = AIS_CASES[case]
     directions = ais_directions(case, only)
-    path = ais_cache(case, raw)
+    path = ais_cache(case, raw, betas)
+    ladder = scaled_betas(betas)
     out: dict = torch.load(path) if path.exists() else {}
     if all(len(out.get(d, ())) >= groups * 100 for d in directions):
         return out
@@ -332,21 +335,22 @@ def ais_raw(case: str, groups: int, raw: Path, only: tuple[str, ...] | None = No
             continue
         t0 = time.process_time()
         if direction == "forward":
-            res = ais(model, data.train, n_runs=n, generator=1001 + have)
+            res = ais(model, data.train, n_runs=n, betas=ladder, generator=1001 + have)
         elif direction == "reverse":
-            res = reverse_ais(model, exact.sample(model, n, generator=2002 + have), data.train, generator=3003 + have)
+            res = reverse_ais(model, exact.sample(model, n, generator=2002 + have), data.train, betas=ladder,
+                              generator=3003 + have)
         elif direction == "reverse-annealed":  # as `rbm evaluate` starts it above EXACT_START_LIMIT hidden units:
             # the last states of fresh forward runs, then GIBBS_START_SWEEPS sweeps at β = 1, one chain per run
             g = torch.Generator().manual_seed(6006 + have)
-            fwd = ais(model, data.train, n_runs=n, generator=g)
+            fwd = ais(model, data.train, n_runs=n, betas=ladder, generator=g)
             v0 = model.sample(n, g, n_steps=GIBBS_START_SWEEPS, v0=fwd.states)
-            res = reverse_ais(model, v0, data.train, generator=g)
+            res = reverse_ais(model, v0, data.train, betas=ladder, generator=g)
             out["forward-annealed"] = fwd.log_w if not have else torch.cat([out["forward-annealed"], fwd.log_w])
         else:  # reverse-gibbs, as `rbm evaluate` started it above EXACT_START_LIMIT hidden units until 2026-12-06
             g = torch.Generator().manual_seed(4004 + have)
             start = data.test[torch.randint(0, len(data.test), (n,), generator=g)]
             v0 = model.sample(n, g, n_steps=GIBBS_START_SWEEPS, v0=start)
-            res = reverse_ais(model, v0, data.train, generator=5005 + have)
+            res = reverse_ais(model, v0, data.train, betas=ladder, generator=5005 + have)
         out["log_z_base"] = res.log_z_base  # the same base for both directions
         out[direction] = res.log_w if not have else torch.cat([out[direction], res.log_w])
         out[f"cpu_{direction}"] = out.get(f"cpu_{direction}", 0.0) + time.process_time() - t0
@@ -356,23 +360,23 @@ def ais_raw(case: str, groups: int, raw: Path, only: tuple[str, ...] | None = No
 
 
 def ais_cases(groups: int, raw: Path, names: list[str], only: tuple[str, ...] | None = None,
-              runs: int = 100) -> tuple[list[Calibration], list[dict]]:
+              runs: int = 100, betas: int = 14_500) -> tuple[list[Calibration], list[dict]]:
     """Calibration rows of ``groups`` independent estimates of ``runs`` runs each (what `rbm evaluate --runs`
     makes), cut from the cached runs of each case (annealing the missing ones), and the misses to list."""
     from kakusan.rbm.ais import ais_from_weights
 
     out, misses = [], []
     for case in names:
-        r = ais_raw(case, -(-groups * runs // 100), raw, only)
+        r = ais_raw(case, -(-groups * runs // 100), raw, only, betas)
         for direction in ais_directions(case, only):
             lw = r[direction][: groups * runs].reshape(groups, runs)
-            results = [ais_from_weights(w, r["log_z_base"], direction, 14_500) for w in lw]
+            results = [ais_from_weights(w, r["log_z_base"], direction, betas) for w in lw]
             cpu = r[f"cpu_{direction}"] * groups * runs / len(r[direction])
             starts = {"reverse": ", exact starts",
                       "reverse-gibbs": f", starts from {GIBBS_START_SWEEPS} Gibbs sweeps from test rows",
                       "reverse-annealed": f", starts from forward runs' last states + {GIBBS_START_SWEEPS} Gibbs sweeps"}
             cal = from_estimates([a.log_z for a in results], [a.log_z_stderr for a in results], r["exact"],
-                                 estimator=f"AIS {direction.split('-')[0]}, {runs} runs, 14,500 β, delta-method s.e.",
+                                 estimator=f"AIS {direction.split('-')[0]}, {runs} runs, {betas:,} β, delta-method s.e.",
                                  case=f"MNIST {case}, log Z {r['exact']:.4f}" + starts.get(direction, ""),
                                  # from Gibbs starts reverse AIS is an upper bound only if the chains have mixed
                                  bound={"forward": "lower", "reverse": "upper"}.get(direction), cpu_seconds=cpu)
@@ -389,7 +393,7 @@ def ais_cases(groups: int, raw: Path, names: list[str], only: tuple[str, ...] | 
 
 
 def ais_pooled(raw: Path, names: list[str], only: tuple[str, ...] | None = None,
-               sizes: tuple[int, ...] = (100, 500, 1000, 2500, 5000)) -> list[str]:
+               sizes: tuple[int, ...] = (100, 500, 1000, 2500, 5000), betas: int = 14_500) -> list[str]:
     """Markdown lines: for each cached case and direction, the mean error and z of estimates from more runs each
     (the cached runs split into groups of ``size``), and the pooled Pareto k̂ — whether more runs would fix a bias."""
     from kakusan.evaluate.tails import weight_tail
@@ -398,7 +402,7 @@ def ais_pooled(raw: Path, names: list[str], only: tuple[str, ...] | None = None,
     lines = ["| case | direction | pooled k̂ | " + " | ".join(f"{n} runs: groups, mean error, mean z" for n in sizes) + " |",
              "|---|---|---|" + "---|" * len(sizes)]
     for case in names:
-        path = ais_cache(case, raw)
+        path = ais_cache(case, raw, betas)
         if not path.exists():
             continue
         r = torch.load(path)
@@ -407,7 +411,7 @@ def ais_pooled(raw: Path, names: list[str], only: tuple[str, ...] | None = None,
                 continue
             lw, cells = r[direction], []
             for n in sizes:
-                est = [ais_from_weights(w, r["log_z_base"], direction.split("-")[0], 14_500)
+                est = [ais_from_weights(w, r["log_z_base"], direction.split("-")[0], betas)
                        for w in lw[: len(lw) // n * n].reshape(-1, n)]
                 err = np.array([a.log_z - r["exact"] for a in est])
                 z = err / np.array([a.log_z_stderr for a in est])
@@ -421,7 +425,8 @@ SANDWICH_PAIRS = {"reverse": ("forward", "reverse", "exact starts"),
                                        f"the forward runs' last states + {GIBBS_START_SWEEPS} Gibbs sweeps")}
 
 
-def ais_sandwich(groups: int, raw: Path, names: list[str], k: float = 2.0, runs: int = 100) -> list[str]:
+def ais_sandwich(groups: int, raw: Path, names: list[str], k: float = 2.0, runs: int = 100,
+                 betas: int = 14_500) -> list[str]:
     """Markdown lines: how often the interval [forward log Ẑ − k·se, reverse log Ẑ + k·se] (``rbm.ais.sandwich``,
     what ``rbm evaluate`` prints) holds the exact log Z, over ``groups`` pairs of ``runs``-run estimates per case: group
     g of the forward runs with group g of the reverse runs (independent draws for exact starts; for annealed
@@ -436,9 +441,9 @@ def ais_sandwich(groups: int, raw: Path, names: list[str], k: float = 2.0, runs:
             if reverse == "reverse-annealed" and "reverse-annealed" not in ais_directions(case):
                 continue
             r = ais_raw(case, -(-groups * runs // 100), raw,
-                        ("forward", "reverse") if reverse == "reverse" else (reverse,))
+                        ("forward", "reverse") if reverse == "reverse" else (reverse,), betas)
             est: dict[str, list[AISResult]] = {
-                key: [ais_from_weights(w, r["log_z_base"], key.split("-")[0], 14_500)
+                key: [ais_from_weights(w, r["log_z_base"], key.split("-")[0], betas)
                       for w in r[key][: groups * runs].reshape(groups, runs)] for key in (fwd_key, rev_key)}
             ivs = [sandwich(f, b, k) for f, b in zip(est[fwd_key], est[rev_key])]
             low = np.array([iv.low for iv in ivs]) - r["exact"]
@@ -446,7 +451,8 @@ def ais_sandwich(groups: int, raw: Path, names: list[str], k: float = 2.0, runs:
             cover = float(np.mean((low <= 0) & (high >= 0)))
             # (the annealed pair's forward runs are timed with its reverse ones)
             cpu = sum(r[f"cpu_{d}"] * groups * runs / len(r[d]) for d in (fwd_key, rev_key) if f"cpu_{d}" in r)
-            lines.append(f"| MNIST {case}, log Z {r['exact']:.4f}{'' if runs == 100 else f', {runs} runs'} | "
+            where = ", ".join(([] if runs == 100 else [f"{runs} runs"]) + ([] if betas == 14_500 else [f"{betas:,} β"]))
+            lines.append(f"| MNIST {case}, log Z {r['exact']:.4f}{', ' + where if where else ''} | "
                          f"{starts} | {groups} | {cover:.0%} | "
                          f"{int((low > 0).sum())} | {int((high < 0).sum())} | "
                          f"{int(sum(not iv.consistent for iv in ivs))} | {float(np.mean(high - low)):.3f} | "
@@ -702,6 +708,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ais-groups", type=int, default=60, help="independent AIS estimates per case")
     p.add_argument("--ais-runs", nargs="+", type=int, default=[100],
                    help="runs per AIS estimate (`rbm evaluate --runs`; default 100): one set of rows per value")
+    p.add_argument("--ais-betas", type=int, default=14_500,
+                   help="inverse temperatures per AIS run (`rbm evaluate --betas`, `scaled_betas`; default 14,500); "
+                        "cached apart from the default's runs")
     p.add_argument("--ais-cases", nargs="+", default=list(AIS_CASES)[:1], choices=list(AIS_CASES))
     p.add_argument("--ais-directions", nargs="+", choices=("forward", "reverse", "reverse-gibbs", "reverse-annealed"),
                    default=None,
@@ -727,7 +736,8 @@ def main(argv: list[str] | None = None) -> int:
         results += pt_cases(args.seeds)
     if "ais" in args.only:
         for runs in args.ais_runs:
-            cals, found = ais_cases(args.ais_groups, args.raw, args.ais_cases, args.ais_directions, runs)
+            cals, found = ais_cases(args.ais_groups, args.raw, args.ais_cases, args.ais_directions, runs,
+                                    args.ais_betas)
             results += cals
             misses += found
     if "deep" in args.only:
@@ -747,10 +757,10 @@ def main(argv: list[str] | None = None) -> int:
     for m in misses:
         print(m)
     if "ais" in args.only:
-        print("\n".join(ais_pooled(args.raw, args.ais_cases, args.ais_directions)))
+        print("\n".join(ais_pooled(args.raw, args.ais_cases, args.ais_directions, betas=args.ais_betas)))
     if "sandwich" in args.only:
         for runs in args.ais_runs:
-            print("\n".join(ais_sandwich(args.ais_groups, args.raw, args.ais_cases, runs=runs)))
+            print("\n".join(ais_sandwich(args.ais_groups, args.raw, args.ais_cases, runs=runs, betas=args.ais_betas)))
     if args.json:
         args.json.write_text(json.dumps({"rows": [c.row() for c in results], "misses": misses}, indent=1,
                                         default=float) + "\n")

@@ -538,6 +538,10 @@ def test_the_calibration_prose():
     cite(PAGE, CALIBRATION, "* **Reverse AIS does not**", "1.74", "84", "88")
     cite(PAGE, CALIBRATION, "* **The interval stays calibrated with fewer runs", "95", "97", "93", "100", "250", "20",
          "50")
+    cite(PAGE, CALIBRATION, "* **At 1,450 β the delta-method ± is too narrow", "1.19", "1.81", "80", "90", "1.01",
+         "3.36", "22", "93")
+    cite(PAGE, CALIBRATION, "* **The interval with exact starts still holds**", "97", "98", "60", "0", "7.13")
+    cite(PAGE, CALIBRATION, "A tenth of the default schedule", "1,206", "6,000", "60")
 
 
 def _calibration_cells(line: str) -> list[str]:

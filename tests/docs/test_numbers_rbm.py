@@ -122,3 +122,8 @@ def test_the_ais_calibration_at_fewer_runs():
     cite(PAGE, CALIBRATION, "* **Forward AIS stays calibrated with fewer runs**", "1.04", "1.15", "0.91", "1.08", "20",
          "50")
     cite(PAGE, CALIBRATION, "* **The interval stays calibrated with fewer runs", "95", "97", "250", "20")
+
+
+def test_the_ais_calibration_at_1450_betas():
+    cite(PAGE, CALIBRATION, "* **At 1,450 β the delta-method ± is too narrow", "1.19", "1.81", "80", "90", "1.01",
+         "3.36", "22", "93")

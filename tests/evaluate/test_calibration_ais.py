@@ -170,18 +170,39 @@ def test_the_status_printed_at_fewer_runs_is_the_results_file(runs):
 
 
 def test_the_status_printed_at_1450_betas_is_the_results_file():
+    """What `rbm evaluate --betas 1450` prints is the min and max of the results file's 1,450-β rows per direction
+    (four RBMs each), with the number of RBMs each direction is calibrated on, and the interval's coverage."""
+    import re
     from pathlib import Path
 
+    from kakusan.commands.rbm import _interval
     from kakusan.rbm.ais import CALIBRATION
 
     text = (Path(__file__).resolve().parents[2] / "benchmarks" / "results_calibration.md").read_text(encoding="utf-8")
-    rows = [ln.split(" | ") for ln in text.splitlines() if ln.startswith("| AIS forward, 100 runs, 1,450 β")]
-    assert len(rows) == 2 and all(r[9] == "calibrated" and int(r[2]) >= 50 for r in rows)
-    sds, coverage = sorted(float(r[4]) for r in rows), sorted(int(r[5].removesuffix(" %")) for r in rows)
     status = CALIBRATION["other"][(100, 1450)]
-    assert f"sd(z) {sds[0]:.2f}–{sds[-1]:.2f}, coverage {coverage[0]}–{coverage[-1]} %, calibrated" in status
-    assert not any(ln.startswith("| AIS reverse, 100 runs, 1,450 β") for ln in text.splitlines())
-    assert "reverse AIS at 1,450 β is not measured" in status
+    for direction, case in (("forward", "MNIST 784-"), ("reverse", "exact starts")):
+        rows = [r for r in (ln.split(" | ") for ln in text.splitlines())
+                if r[0] == f"| AIS {direction}, 100 runs, 1,450 β, delta-method s.e." and case in r[1]]
+        assert len(rows) == 4 and all(int(r[2]) >= 50 for r in rows), rows
+        sds = sorted(float(r[4]) for r in rows)
+        coverage = sorted(int(r[5].removesuffix(" %")) for r in rows)
+        assert re.search(rf"{direction}[^;]*sd\(z\) {sds[0]:.2f}–{sds[-1]:.2f}, coverage {coverage[0]}–{coverage[-1]} %",
+                         status), (direction, sds, coverage, status)
+        word = {1: "one", 2: "two", 3: "three", 4: "all four"}[sum(r[9] == "calibrated" for r in rows)]
+        assert re.search(rf"{direction}[^;]*calibrated on {word}", status), (direction, word, status)
+    assert "lower bounds" in status
+    table = text.split("| case (at 1,450 β) | reverse starts | pairs | coverage |")[1].split("\n\n")[0]
+    rows = [ln.split(" | ") for ln in table.splitlines() if ", 1,450 β |" in ln]
+    exact_rows = [r for r in rows if r[1] == "exact starts"]
+    assert len(exact_rows) == 4 and all(int(r[2]) >= 50 and r[9] == "calibrated" for r in exact_rows), rows
+    coverage = sorted(int(r[3].removesuffix("%")) for r in exact_rows)
+    annealed = [r for r in rows if r[1] != "exact starts"]
+    assert len(annealed) == 1 and annealed[0][9] == "low coverage"
+    interval = CALIBRATION["sandwich_other"][(100, 1450)]
+    assert f"held the exact log Z in {coverage[0]}–{coverage[-1]} % with exact reverse starts" in interval
+    assert f"held it in {int(annealed[0][3].removesuffix('%'))} % on the 784-24 RBM" in interval
+    assert int(annealed[0][6]) == int(annealed[0][2])  # every pair inconsistent: rbm evaluate warns on each
+    assert _interval(*_pair(), 0.0, "test", 100, 1450)["interval_calibration"] == interval
 
 
 @pytest.mark.parametrize("runs,pairs", [(20, 250), (50, 100)])

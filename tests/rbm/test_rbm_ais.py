@@ -8,7 +8,7 @@ import torch
 from kakusan.data import binarise, flatten, load
 from kakusan.errors import KakusanError
 from kakusan.rbm import BernoulliRBM, GaussianRBM, SpinRBM, exact
-from kakusan.rbm.ais import AISInterval, ais, default_betas, reverse_ais, sandwich
+from kakusan.rbm.ais import AISInterval, ais, default_betas, reverse_ais, sandwich, scaled_betas
 from kakusan.rbm.fit import RBMTrainConfig, fit_rbm
 
 F64 = torch.float64
@@ -39,6 +39,20 @@ def test_default_schedule_is_salakhutdinov_and_murrays():
     assert int((b < 0.5).sum()) == 500 and int(((b >= 0.5) & (b < 0.9)).sum()) == 4000
     with pytest.raises(KakusanError, match="0 to exactly 1"):
         ais(BernoulliRBM(3, 2), betas=torch.tensor([0.0, 0.5]))
+
+
+def test_scaled_schedule_keeps_the_proportions():
+    """``rbm evaluate --betas n``: the defaults at 14,500, default_betas(50, 400, 1000) at 1,450, n values."""
+    assert torch.equal(scaled_betas(14500), default_betas())
+    assert torch.equal(scaled_betas(1450), default_betas(50, 400, 1000))
+    for n in (4, 5, 100, 777):
+        b = scaled_betas(n)
+        assert len(b) == n and float(b[0]) == 0.0 and float(b[-1]) == 1.0 and bool((b[1:] >= b[:-1]).all())
+    assert torch.equal(scaled_betas(1), torch.tensor([0.0, 0.5, 0.9, 1.0], dtype=torch.float64))
+    with pytest.raises(KakusanError, match="positive"):
+        scaled_betas(0)
+    with pytest.raises(KakusanError, match="n_high must be an integer ≥ 2"):
+        default_betas(5, 5, 1)  # one β in [0.9, 1] would stop at 0.9
 
 
 def test_zero_weights_need_no_annealing():
