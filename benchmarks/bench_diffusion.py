@@ -35,19 +35,27 @@ Ratio = kakusan's time ÷ diffusers' time (goals: training ≤ 0.8, sampling ≤
 Both sides run ``--threads`` torch threads (default: the cores this process may use) with
 ``OMP_WAIT_POLICY=PASSIVE``; the load average is printed with every repeat.
 
+On a GPU (``--device cuda``), both sides move their model, data and random generators to it, synchronise the
+device before each clock reading, and with ``--bf16`` run the forward passes (training and sampling) in bfloat16
+autocast; ``--peer-python`` names a Python that imports diffusers there (``benchmarks/device_check.sh`` does all
+of this on a lent GPU machine).
+
     OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/bench_diffusion.py --json diffusion.json   # ~5 min
     OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/bench_diffusion.py --quick                  # smoke run
+    python3 benchmarks/bench_diffusion.py --device cuda --bf16 --peer-python python3 --json gpu.json  # a GPU
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import importlib.util
 import json
 import math
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -97,6 +105,17 @@ def unet_config(name: str):
             "default": UNetConfig()}[name]
 
 
+def synchronise(device: torch.device) -> None:
+    """Wait for the device's queued work (a CUDA clock reading without it times the launch, not the work)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def autocast(device: torch.device, bf16: bool):
+    """bfloat16 autocast on ``device`` when ``bf16``, else nothing."""
+    return torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+
+
 def kakusan_model(config_name: str, seed: int):
     from kakusan.diffusion.model import Diffusion, DiffusionConfig
 
@@ -108,19 +127,23 @@ def kakusan_model(config_name: str, seed: int):
 def flops_counted(model) -> float:
     from torch.utils.flop_counter import FlopCounterMode
 
+    device = next(model.parameters()).device
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model(torch.zeros(1, 1, 28, 28), torch.tensor([500.0]))
+        model(torch.zeros(1, 1, 28, 28, device=device), torch.tensor([500.0], device=device))
     return counter.get_total_flops() / 1e9
 
 
 class Kakusan:
     """The kakusan side: the model, its training step (two ways) and its sampler."""
 
-    def __init__(self, config_name: str, x: torch.Tensor, seed: int):
-        self.model = kakusan_model(config_name, seed)
-        self.x, self.seed, self.samples = x, seed, 0
+    def __init__(self, config_name: str, x: torch.Tensor, seed: int, device: torch.device = torch.device("cpu"),
+                 bf16: bool = False):
+        self.device, self.bf16 = device, bf16
+        self.model = kakusan_model(config_name, seed).to(device)
+        self.x, self.seed, self.samples = x.to(device), seed, 0
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=LR)
-        self.g = torch.Generator().manual_seed(seed)
+        self.g = torch.Generator().manual_seed(seed)  # the batch order (indices on the CPU)
+        self.gd = torch.Generator(device).manual_seed(seed)  # the noise and times, on the model's device
         self.perm, self.step_index = torch.randperm(len(x), generator=self.g), 0
         try:
             from kakusan.diffusion.objectives import DiffusionLoss
@@ -145,21 +168,24 @@ class Kakusan:
         """``steps`` ε-MSE steps written with kakusan's API; the seconds of each."""
         from kakusan.diffusion.process import q_sample
 
-        model, T = self.model, self.model.schedule.T
+        model, T, device = self.model, self.model.schedule.T, self.device
         model.train()
         times = []
         for _ in range(steps):
             data = self._batch()
+            synchronise(device)
             w0 = time.perf_counter()
             x0 = model.to_model(data)
-            eps = torch.randn(x0.shape, generator=self.g)
-            t = torch.randint(1, T + 1, (len(x0),), generator=self.g).double()
+            eps = torch.randn(x0.shape, generator=self.gd, device=device)
+            t = torch.randint(1, T + 1, (len(x0),), generator=self.gd, device=device).double()
             alpha, sigma = model.alpha_sigma(t, x0)
-            pred = model.predict(q_sample(x0, alpha, sigma, eps), t)[0]
-            loss = torch.nn.functional.mse_loss(pred, eps)
+            with autocast(device, self.bf16):
+                pred = model.predict(q_sample(x0, alpha, sigma, eps), t)[0]
+            loss = torch.nn.functional.mse_loss(pred.float(), eps)
             self.optimizer.zero_grad()
             loss.backward()
             self.optimizer.step()
+            synchronise(device)
             times.append(time.perf_counter() - w0)
         return {"train_s": times, "loss": float(loss.detach())}
 
@@ -171,19 +197,25 @@ class Kakusan:
         times = []
         for _ in range(steps):
             data = self._batch()
+            synchronise(self.device)
             w0 = time.perf_counter()
-            result = self.objective(self.model, data, self.g)
+            with autocast(self.device, self.bf16):
+                result = self.objective(self.model, data, self.gd)
             self.optimizer.zero_grad()
             result.loss.backward()
             self.optimizer.step()
+            synchronise(self.device)
             times.append(time.perf_counter() - w0)
         return {"objective_s": times}
 
     def sample(self) -> dict:
         self.model.eval()
         self.samples += 1
+        synchronise(self.device)
         w0 = time.perf_counter()
-        images, how = _sample_loop(self.model, BATCH, SAMPLE_STEPS, self.seed + 1000 + self.samples)
+        with autocast(self.device, self.bf16):
+            images, how = _sample_loop(self.model, BATCH, SAMPLE_STEPS, self.seed + 1000 + self.samples)
+        synchronise(self.device)
         seconds = time.perf_counter() - w0
         assert images.shape == (BATCH, 1, 28, 28), tuple(images.shape)
         return {"sample_s": seconds, "sampler": how, "images_mean": float(images.mean())}
@@ -219,12 +251,14 @@ def _sample_loop(model, n: int, steps: int, seed: int) -> tuple[torch.Tensor, st
 class Diffusers:
     """``peer_diffusion.py serve`` in the diffusers venv, kept running; commands in, JSON lines out."""
 
-    def __init__(self, train_npy: Path, threads: int, seed: int):
+    def __init__(self, train_npy: Path, threads: int, seed: int, python: Path = PEER_PYTHON, device: str = "cpu",
+                 bf16: bool = False):
         t = str(threads)
         env = {**os.environ, "OMP_NUM_THREADS": t, "OPENBLAS_NUM_THREADS": t, "MKL_NUM_THREADS": t,
                "OMP_WAIT_POLICY": "PASSIVE"}
-        cmd = [str(PEER_PYTHON), str(HERE / "peer_diffusion.py"), "serve", "--train", str(train_npy),
-               "--sample-steps", str(SAMPLE_STEPS), "--lr", str(LR), "--seed", str(seed), "--threads", t]
+        cmd = [str(python), str(HERE / "peer_diffusion.py"), "serve", "--train", str(train_npy),
+               "--sample-steps", str(SAMPLE_STEPS), "--lr", str(LR), "--seed", str(seed), "--threads", t,
+               "--device", device] + (["--bf16"] if bf16 else [])
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
         self.info = self._read()
 
@@ -261,7 +295,7 @@ class Diffusers:
 # --------------------------------------------------------------------------------------------- driver
 
 
-def environment(threads: int) -> dict:
+def environment(threads: int, device: torch.device) -> dict:
     try:
         sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                              cwd=HERE).stdout.strip()
@@ -273,7 +307,8 @@ def environment(threads: int) -> dict:
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "cpu": platform.processor() or platform.machine(), "cores": len(os.sched_getaffinity(0)),
             "threads": threads, "torch": torch.__version__, "numpy": np.__version__,
-            "python": platform.python_version(), "load_average_start": os.getloadavg()}
+            "python": platform.python_version(), "load_average_start": os.getloadavg(),
+            "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"}
 
 
 def med(values: list[float]) -> float | None:
@@ -293,6 +328,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true", help="smoke run: 2 repeats of 2 steps")
     p.add_argument("--json", default=None, help="also write the records to this JSON file")
+    p.add_argument("--device", default="cpu", help="cpu or cuda[:N]: where both sides train and sample")
+    p.add_argument("--bf16", action="store_true", help="both sides' forward passes in bfloat16 autocast")
+    p.add_argument("--peer-python", default=str(PEER_PYTHON),
+                   help="the Python that runs peer_diffusion.py (it must import diffusers 0.42)")
     args = p.parse_args(argv)
     if args.quick:
         args.repeats, args.steps, args.warmup, args.rows = 2, 2, 1, 512
@@ -306,22 +345,28 @@ def main(argv: list[str] | None = None) -> int:
     if unknown or not configs:
         print(f"unknown --configs {unknown}: choose from tiny, tiny-cat, default")
         return 2
-    if not PEER_PYTHON.exists():
-        print(f"{PEER_PYTHON} is missing: build it with the recipe in benchmarks/peer_diffusion.py")
+    peer_python = Path(args.peer_python)
+    if not (peer_python.exists() or shutil.which(args.peer_python)):
+        print(f"{peer_python} is missing: build it with the recipe in benchmarks/peer_diffusion.py")
+        return 2
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        print(f"--device {args.device}: no CUDA GPU is available here; use --device cpu")
         return 2
     torch.set_num_threads(args.threads)
     x, source = mnist_images(args.rows)
-    env = environment(args.threads)
+    env = environment(args.threads, device)
     print(f"git {env['git']}; {env['date']}; {env['cpu']}, {env['cores']} cores; torch {env['torch']}, python "
           f"{env['python']}; load average {'/'.join(f'{v:.1f}' for v in env['load_average_start'])}; "
-          f"{args.threads} thread(s); {len(x)} {source} rows; kakusan configs {', '.join(configs)}", flush=True)
+          f"{args.threads} thread(s); device {env['device']}{', bf16 autocast' if args.bf16 else ''}; {len(x)} "
+          f"{source} rows; kakusan configs {', '.join(configs)}", flush=True)
     repeats: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp, threadpool_limits(args.threads):
         train_npy = Path(tmp) / "train.npy"
         np.save(train_npy, (2 * x - 1).numpy().astype(np.float32))
-        peer = Diffusers(train_npy, args.threads, args.seed)
+        peer = Diffusers(train_npy, args.threads, args.seed, peer_python, args.device, args.bf16)
         try:
-            sides = {"diffusers": peer, **{c: Kakusan(c, x, args.seed) for c in configs}}
+            sides = {"diffusers": peer, **{c: Kakusan(c, x, args.seed, device, args.bf16) for c in configs}}
             headers = {name: side.header() for name, side in sides.items()}
             for side in sides.values():  # warm-up: training steps and one sampling call each
                 side.train(args.warmup)
@@ -379,7 +424,9 @@ def report(args, env: dict, configs: list[str], headers: dict, repeats: list[dic
                                           "ratio_median": med(rs), "ratio_min": min(rs), "ratio_max": max(rs),
                                           "ratio_of_medians": med(col(kk)) / med(col(dk))}
     loads = col("load_average")
-    print(f"\n28×28 MNIST, batch 64, {args.threads} thread(s); {len(repeats)} alternating repeats ({args.steps} "
+    where = f"{args.threads} thread(s)" if env["device"] == "cpu" else env["device"]
+    where += ", bf16 autocast" if args.bf16 else ""
+    print(f"\n28×28 MNIST, batch 64, {where}; {len(repeats)} alternating repeats ({args.steps} "
           f"training steps and 1 sampling call per contestant each); times: medians over the repeats; ratio = "
           f"kakusan time ÷ diffusers time, the median of the per-repeat ratios [their range]; load average "
           f"{min(loads):.1f}–{max(loads):.1f}\n")

@@ -13,6 +13,9 @@ it the model has 0.0934 GFLOP per image instead of 0.0930 and was ~7 % slower in
 Initialisation: diffusers' own. GFLOP per image: a batch-1 forward under ``torch.utils.flop_counter.
 FlopCounterMode`` (multiply-adds × 2 of the convs and linear layers).
 
+``--device cuda`` moves the UNet, the images and the random generators to the GPU and synchronises it before
+each clock reading; ``--bf16`` runs the UNet's forward passes (training and the pipeline) in bfloat16 autocast.
+
 Subcommands (all at ``--threads`` torch threads, OMP_WAIT_POLICY=PASSIVE):
 
 * ``serve``: builds the model, prints one JSON line (versions, parameters, GFLOP per image), then answers
@@ -68,6 +71,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing to fetch
 os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
 
 import argparse  # noqa: E402
+import contextlib  # noqa: E402
 import json  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
@@ -115,25 +119,37 @@ class Peer:
         from diffusers import DDPMPipeline, DDPMScheduler, DPMSolverMultistepScheduler
 
         torch.set_num_threads(args.threads)
-        self.torch, self.args = torch, args
+        self.torch, self.args, self.device = torch, args, torch.device(args.device)
         x = torch.from_numpy(np.load(args.train).astype(np.float32, copy=False))
         assert x.ndim == 4 and x.shape[1:] == (1, 28, 28), f"expected (rows, 1, 28, 28) images, got {tuple(x.shape)}"
-        self.x = x
+        self.x = x.to(self.device)
         self.unet = build_unet(args.seed)
-        self.gflop = gflop_per_image(self.unet)
+        self.gflop = gflop_per_image(self.unet)  # on the CPU, before the move
+        self.unet.to(self.device)
         self.noise_scheduler = DDPMScheduler(num_train_timesteps=T_TRAIN, beta_schedule="linear")
         self.optimizer = torch.optim.Adam(self.unet.parameters(), lr=args.lr)
-        self.g = torch.Generator().manual_seed(args.seed)
+        self.g = torch.Generator().manual_seed(args.seed)  # the batch order (indices on the CPU)
+        self.gd = torch.Generator(self.device).manual_seed(args.seed)  # the noise and times, on the device
         self.perm, self.step_index = torch.randperm(len(x), generator=self.g), 0
         self.scheduler = DPMSolverMultistepScheduler(num_train_timesteps=T_TRAIN, beta_schedule="linear",
                                                      algorithm_type="dpmsolver++", solver_order=2)
-        self.pipe = DDPMPipeline(unet=self.unet, scheduler=self.scheduler)
+        self.pipe = DDPMPipeline(unet=self.unet, scheduler=self.scheduler).to(self.device)
         self.pipe.set_progress_bar_config(disable=True)
         self.samples = 0
 
     def header(self) -> dict:
         return {"lib": "diffusers", "version": _version("diffusers"), "torch": self.torch.__version__,
-                "threads": self.args.threads, "params": N_PARAMS, "gflop_per_image": self.gflop, "batch": BATCH}
+                "threads": self.args.threads, "params": N_PARAMS, "gflop_per_image": self.gflop, "batch": BATCH,
+                "device": str(self.device), "bf16": self.args.bf16}
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            self.torch.cuda.synchronize(self.device)
+
+    def _autocast(self):
+        if not self.args.bf16:
+            return contextlib.nullcontext()
+        return self.torch.autocast(self.device.type, dtype=self.torch.bfloat16)
 
     def _batch(self):
         if (self.step_index + 1) * BATCH > len(self.perm):
@@ -151,26 +167,32 @@ class Peer:
         times = []
         for _ in range(steps):
             clean = self._batch()
+            self._sync()
             w0 = time.perf_counter()
-            noise = torch.randn(clean.shape, generator=self.g)
-            timesteps = torch.randint(0, T_TRAIN, (len(clean),), generator=self.g).long()
+            noise = torch.randn(clean.shape, generator=self.gd, device=self.device)
+            timesteps = torch.randint(0, T_TRAIN, (len(clean),), generator=self.gd, device=self.device).long()
             noisy = self.noise_scheduler.add_noise(clean, noise, timesteps)
-            pred = self.unet(noisy, timesteps, return_dict=False)[0]
+            with self._autocast():
+                pred = self.unet(noisy, timesteps, return_dict=False)[0]
             loss = F.mse_loss(pred.float(), noise.float())
             self.optimizer.zero_grad()
             loss.backward()
             self.optimizer.step()
+            self._sync()
             times.append(time.perf_counter() - w0)
         return {"train_s": times, "loss": float(loss.detach())}
 
     def sample(self) -> dict:
         """One pipeline call: 64 images, DPM-Solver++(2M), ``--sample-steps`` steps; its seconds."""
         self.unet.eval()
-        gen = self.torch.Generator().manual_seed(self.args.seed + 1000 + self.samples)
+        gen = self.torch.Generator(self.device).manual_seed(self.args.seed + 1000 + self.samples)
         self.samples += 1
+        self._sync()
         w0 = time.perf_counter()
-        images = self.pipe(batch_size=BATCH, generator=gen, num_inference_steps=self.args.sample_steps,
-                           output_type="pt").images
+        with self._autocast():
+            images = self.pipe(batch_size=BATCH, generator=gen, num_inference_steps=self.args.sample_steps,
+                               output_type="pt").images
+        self._sync()
         seconds = time.perf_counter() - w0
         assert images.shape == (BATCH, 1, 28, 28), tuple(images.shape)
         return {"sample_s": seconds, "nfe": len(self.scheduler.timesteps), "images_mean": float(images.mean())}
@@ -214,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--lr", type=float, default=1e-4)
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--threads", type=int, default=2)
+        p.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+        p.add_argument("--bf16", action="store_true", help="the UNet's forward passes in bfloat16 autocast")
         if name == "run":
             p.add_argument("--steps", type=int, default=10)
             p.add_argument("--warmup", type=int, default=3)

@@ -176,6 +176,28 @@ def test_resume_extends_a_run(digits_run, capsys):
     assert after["steps"] == before * 3 // 2 and after["resumed_from"] == before
 
 
+def test_bf16_trains_under_autocast_records_it_and_resumes_with_it(mixture_file, tmp_path, monkeypatch, capsys):
+    import kakusan.train as train
+
+    seen, real = [], train.fit
+
+    def spy(model, objective, batches, optimizer, config, **kw):
+        seen.append(config.autocast)
+        return real(model, objective, batches, optimizer, config, **kw)
+
+    monkeypatch.setattr(train, "fit", spy)
+    run = tmp_path / "run"
+    assert cli.main(["diffusion", "train", "--data", str(mixture_file), "--epochs", "1", "--batch-size", "100",
+                     "--hidden", "32", "--T", "50", "--bf16", "--run-dir", str(run)]) == 0
+    assert json.loads((run / "config.json").read_text())["train"]["bf16"] is True
+    assert math.isfinite(json.loads((run / "summary.json").read_text())["train_mse"])  # no test split
+    assert cli.main(["diffusion", "train", "--resume", "--run-dir", str(run), "--epochs", "2"]) == 0
+    assert seen == ["bf16", "bf16"]  # the recorded setting carries over to --resume
+    assert cli.main(["diffusion", "train", "--data", str(mixture_file), "--epochs", "1", "--batch-size", "100",
+                     "--hidden", "32", "--T", "50", "--run-dir", str(tmp_path / "fp32")]) == 0
+    assert seen[-1] is None and json.loads((tmp_path / "fp32" / "config.json").read_text())["train"]["bf16"] is False
+
+
 def test_bad_input_is_one_line(mixture_file, tmp_path, capsys):
     cases = [
         (["diffusion", "train", "--data", str(mixture_file), "--denoiser", "unet", "--run-dir", str(tmp_path / "a")],

@@ -135,6 +135,9 @@ def _add_train(tr: argparse.ArgumentParser) -> None:
     tr.add_argument("--ema", type=below_one, default=None,
                     help="EMA decay of the weights used to sample (0: none; default 1 − 10/steps, at most 0.9995)")
     tr.add_argument("--grad-clip", type=positive_float, default=1.0)
+    tr.add_argument("--bf16", action="store_true",
+                    help="run the training steps' forward passes in bfloat16 autocast (for GPUs; evaluation, "
+                         "sampling and the likelihood stay float32)")
     tr.add_argument("--cond-drop", type=below_one, default=None,
                     help="--conditional: label dropout probability (default 0.1)")
     tr.add_argument("--eval-every", type=interval_or_never, default=0,

@@ -46,6 +46,7 @@ class DiffusionTrainSettings:
     checkpoint_every: int = 0
     seed: int = 0
     variance: str = "learned"  # the reverse variance of --loss vlb: learned (by the network) | posterior (β̃_t)
+    bf16: bool = False  # the training steps' forward passes in bfloat16 autocast (evaluation stays float32)
 
 
 # ---------------------------------------------------------------- build
@@ -171,7 +172,8 @@ def settings_from(args: argparse.Namespace, n_train: int) -> DiffusionTrainSetti
     warmup = min(args.warmup, total // 5)  # short runs warm up less
     return DiffusionTrainSettings(args.loss, args.weighting, args.t_sampling, cond_drop, args.epochs,
                                   args.batch_size, args.lr, warmup, args.lr_schedule, ema, args.grad_clip,
-                                  args.eval_every, args.checkpoint_every, args.seed, args.variance or "learned")
+                                  args.eval_every, args.checkpoint_every, args.seed, args.variance or "learned",
+                                  args.bf16)
 
 
 def _batches(data: DiffusionData, conditional: bool):
@@ -226,7 +228,7 @@ def run_train(args: argparse.Namespace) -> int:
     config = TrainConfig(steps=total, batch_size=settings.batch_size, log_every=min(per_epoch, 50),
                          checkpoint_every=settings.checkpoint_every, grad_clip=settings.grad_clip,
                          ema_decays=(settings.ema,) if settings.ema else (), seed=settings.seed,
-                         desc=f"diffusion {settings.loss}")
+                         autocast="bf16" if settings.bf16 else None, desc=f"diffusion {settings.loss}")
     batches = _batches(data, spec.conditional)
     batches = tuple(b.to(device) for b in batches) if isinstance(batches, tuple) else batches.to(device)
     print(f"training a {model.gflop_per_example():.3f}-GFLOP/example {type(model.net).__name__} on "
@@ -272,7 +274,7 @@ def _resumed(args: argparse.Namespace):
 
     model, config, settings, run = resume_run(args.run_dir, read_config, DiffusionTrainSettings,
                                               args.epochs if args.epochs_given else None,
-                                              {"weighting": "eps", "variance": "learned"},
+                                              {"weighting": "eps", "variance": "learned", "bf16": False},
                                               args=args)
     return model, DiffusionDataSpec(**config["data"]), settings, run
 
