@@ -44,6 +44,7 @@ coverage ≥ 90 %). Cases:
     .venv/bin/python benchmarks/bench_calibration.py --only ais --ais-groups 60             # ~40 CPU-min per RBM
     .venv/bin/python benchmarks/bench_calibration.py --only deep                            # IWAE, VLB, PF-ODE
     .venv/bin/python benchmarks/bench_calibration.py --only vlb                             # the VLB rows alone
+    .venv/bin/python benchmarks/bench_calibration.py --only vlb --vlb-exact-steps 10 --vlb-strata 50   # as on MNIST
     .venv/bin/python benchmarks/bench_calibration.py --only ode --ode-probe gaussian        # PF-ODE, Gaussian probe
     .venv/bin/python benchmarks/bench_calibration.py --only fd                              # FD's s.e.
     .venv/bin/python benchmarks/bench_calibration.py --only sandwich --ais-groups 50 \
@@ -520,7 +521,7 @@ def iwae_cases(seeds: int, n_ref: int) -> list[Calibration]:
     return out
 
 
-def vlb_cases(seeds: int, n_ref: int, n: int = 100, n_t: int = 100) -> list[Calibration]:
+def vlb_cases(seeds: int, n_ref: int, n: int = 100, n_t: int = 100, exact_steps: int = 1) -> list[Calibration]:
     from kakusan.diffusion import MixtureTruth, Schedule
     from kakusan.diffusion.vlb import EpsModel, vlb_estimate, vlb_exact
 
@@ -528,11 +529,13 @@ def vlb_cases(seeds: int, n_ref: int, n: int = 100, n_t: int = 100) -> list[Cali
     s = Schedule("linear", 1000)
     gauss = MixtureTruth(torch.ones(1), torch.full((1, D), m, dtype=F64), sd**2 * torch.eye(D, dtype=F64)[None], s)
     mixture = MixtureTruth.example(D, 3, s, seed=1)
-    label = (f"VLB, stratified t (`vlb_estimate`, L_0 exact + {n_t} strata of t = 2 … 1000), s.e. across {n} test "
-             "points")
+    K = exact_steps
+    exact = "L_0 exact" if K == 1 else f"L_0 … L_{K - 1} exact"
+    label = (f"VLB, stratified t (`vlb_estimate`, {exact} + {n_t} strata of t = {K + 1} … 1000), s.e. across {n} "
+             "test points")
 
     def estimate(truth):
-        return lambda x, g: vlb_estimate(EpsModel(truth), x, generator=g, n_t=n_t).estimate
+        return lambda x, g: vlb_estimate(EpsModel(truth), x, generator=g, n_t=n_t, exact_steps=K).estimate
 
     out = []
     exact = calibration.gaussian_vlb(s, sd, m, D * sd**2, D * (sd**2 + m**2), D)
@@ -715,6 +718,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ais-directions", nargs="+", choices=("forward", "reverse", "reverse-gibbs", "reverse-annealed"),
                    default=None,
                    help="anneal only these directions (default: both, or the case's own in AIS_DIRECTIONS)")
+    p.add_argument("--vlb-exact-steps", type=int, default=1,
+                   help="--only vlb: the first K terms computed for every example (`vlb_estimate(exact_steps=K)`, "
+                        "`diffusion evaluate --exact-steps`, a ten-step head's default: 10)")
+    p.add_argument("--vlb-strata", type=int, default=100,
+                   help="--only vlb: strata of t (`diffusion evaluate --n-t`; the MNIST tables use 50)")
     p.add_argument("--ode-probe", nargs="+", default=["rademacher"], choices=("rademacher", "gaussian"),
                    help="the Hutchinson probes of the PF-ODE rows (`ode_nll(probe=...)`; the command line uses "
                         "rademacher)")
@@ -744,7 +752,7 @@ def main(argv: list[str] | None = None) -> int:
         results += deep_cases(args.deep_seeds, args.deep_ref, tuple(args.ode_probe))
     else:
         if "vlb" in args.only:
-            results += vlb_cases(args.deep_seeds, args.deep_ref)
+            results += vlb_cases(args.deep_seeds, args.deep_ref, n_t=args.vlb_strata, exact_steps=args.vlb_exact_steps)
         if "ode" in args.only:
             results += [c for probe in args.ode_probe for c in ode_cases(args.deep_seeds, args.deep_ref, probe=probe)]
     if "fd" in args.only:
