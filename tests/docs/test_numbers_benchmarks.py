@@ -224,7 +224,7 @@ def test_vae_likelihoods_and_their_cost():
     three = "| HVAE, 2 Markov layers (64, 32), autoregressive decoder 7×7, 4 channels, ELBO with warm-up: 800 epochs |"
     cite(PAGE, vae, three, "800", "82.51", "0.21", "−84.64", "0.22")
     cite(PAGE, vae, "(1,692 CPU-s)", "1,692")
-    cite(PAGE, vae, "--run-dir runs/hvae-ar-3h-iwae", "2,009")
+    cite(PAGE, vae, "--run-dir runs/hvae-ar-3h-iwae ", "2,009")
     cite(PAGE, vae, "(1,672 CPU-s)", "1,672")
     tuned = "| HVAE, the same, then 40 epochs on the IWAE bound, k = 10, from its EMA weights: the 3-CPU-hour goal |"
     cite(PAGE, vae, tuned, "40", "82.15", "0.21", "−85.47", "0.22", "10")
