@@ -5,19 +5,20 @@
 #
 #   benchmarks/device_check.sh prepare   # HERE, once (needs PyPI): .device/ = diffusers' wheels for the device's
 #                                        # Python 3.12 and a compressed copy of the MNIST cache (~25 MB, gitignored)
-#   bash benchmarks/device_check.sh run  # THERE: the device tool's command, with carry [".device"], timeout_s 580
+#   bash benchmarks/device_check.sh run  # THERE: the device tool's command, with carry [".device"], timeout_s 540
 #   benchmarks/device_check.sh smoke     # HERE: every step of `run` on the CPU at toy sizes (8×8 digits, 1 epoch)
 #
 # `run` writes to $OUT (the device tool brings back at most 8 files of 16 MiB): summary.txt (each step's exit
 # status and seconds), env.txt, tests.log, bench.log (+ bench_bf16.json, bench_fp32.json), vlb.log (training, the
 # ten-step head, evaluation, the run's config.json) and vlb.json (`kakusan diffusion evaluate --json`). Each step has its own time limit
-# and a failed step does not stop the next. What is measured:
-#   1. the GPU tests (marked requires("gpu")) and the diffusion / training-loop tests, with CUDA present;
-#   2. bench_diffusion.py on CUDA, kakusan against diffusers 0.42, bf16 autocast and float32 (the goal rows);
-#   3. the MNIST VLB goal (≤ 1.05 bits/dim): the class-conditional UNet trained for as many epochs as TRAIN_S
-#      seconds allow (timed from 20 steps first), a head for t ≤ 10, the VLB on 1,000 test images.
-# Knobs (environment): CHANNELS (UNet widths, default 64,128,128), TRAIN_S (default 200), DATA (default mnist),
-# DEVICE (default cuda), BF16 (default 1), STEPS (default "tests bench vlb": which of the three to run).
+# and a failed step does not stop the next; all of it ends inside BUDGET_S seconds (default 450), which leaves a
+# 15-minute lease time to start the machine and rerun one part (STEPS=vlb, say). In this order:
+#   1. bench_diffusion.py on CUDA, kakusan against diffusers 0.42, bf16 autocast and float32 (the goal rows);
+#   2. the MNIST VLB goal (≤ 1.05 bits/dim): the class-conditional UNet trained for as many epochs as TRAIN_S
+#      seconds allow (timed from 20 steps first), a head for t ≤ 10, the VLB on 1,000 test images;
+#   3. with the time left, the GPU tests (marked requires("gpu")) and the diffusion / training-loop tests.
+# Knobs (environment): CHANNELS (UNet widths, default 64,128,128), TRAIN_S (default 180), DATA (default mnist),
+# DEVICE (default cuda), BF16 (default 1), STEPS (default "bench vlb tests": which of the three to run), BUDGET_S.
 set -u
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -60,10 +61,10 @@ PEER_PY=${PEER_PY:-python3}
 DEVICE=${DEVICE:-cuda}
 DATA=${DATA:-mnist}
 CHANNELS=${CHANNELS:-64,128,128}
-TRAIN_S=${TRAIN_S:-200}
+TRAIN_S=${TRAIN_S:-180}
 BF16=${BF16:-1}
 SMOKE=${SMOKE:-0}
-STEPS=${STEPS:-tests bench vlb}
+STEPS=${STEPS:-bench vlb tests}
 export PYTHONUNBUFFERED=1 OMP_WAIT_POLICY=PASSIVE PYTHONPATH=$ROOT/src${PYTHONPATH:+:$PYTHONPATH}
 [ -d "$PREP/data" ] && export KAKUSAN_DATA=$PREP/data
 KAKUSAN="$PY -m kakusan"
@@ -72,7 +73,7 @@ trap 'rm -rf "$RUNS"' EXIT
 SUMMARY=$OUT/summary.txt
 : > "$SUMMARY"
 
-DEADLINE=$((SECONDS + ${BUDGET_S:-570}))  # the device tool stops a command at 600 s: end before it
+DEADLINE=$((SECONDS + ${BUDGET_S:-450}))  # the device tool stops a command at 600 s; leave time to rerun a part
 
 step() {  # step NAME SECONDS LOG command…: run it under a time limit (cut to the time left), record its exit status
     local name=$1 limit=$2 log=$3 t0=$SECONDS rc
@@ -102,23 +103,18 @@ $PY -c "import kakusan, diffusers; print('kakusan', kakusan.__version__, 'diffus
 
 wanted() { case " $STEPS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 
-# 1. tests with CUDA present
-if [ "$SMOKE" = 0 ] && wanted tests; then
-    step tests 100 "$OUT/tests.log" $PY -m pytest -q -p no:cacheprovider -n 8 -rs tests/mcmc/test_persistent.py \
-        tests/learn/test_plm_solver.py tests/diffusion tests/train
-fi
 
-# 2. the speed benchmark on the device, bf16 autocast and float32
+# 1. the speed benchmark on the device, bf16 autocast and float32
 if wanted bench; then
 QUICK=$([ "$SMOKE" = 1 ] && echo "--quick --repeats 1 --configs tiny" || echo "--repeats 6")
-step bench-bf16 90 "$OUT/bench.log" $PY benchmarks/bench_diffusion.py --device "$DEVICE" --bf16 --threads 4 \
+step bench-bf16 75 "$OUT/bench.log" $PY benchmarks/bench_diffusion.py --device "$DEVICE" --bf16 --threads 4 \
     --peer-python "$PEER_PY" $QUICK --json "$OUT/bench_bf16.json"
-step bench-fp32 90 "$OUT/bench.log" $PY benchmarks/bench_diffusion.py --device "$DEVICE" --threads 4 \
+step bench-fp32 60 "$OUT/bench.log" $PY benchmarks/bench_diffusion.py --device "$DEVICE" --threads 4 \
     --peer-python "$PEER_PY" $QUICK --configs tiny --json "$OUT/bench_fp32.json"
 fi
 
-# 3. the VLB goal: epochs from a timed 20 steps, then the run, its ten-step head and the VLB
-wanted vlb || { cat "$SUMMARY"; exit 0; }
+# 2. the VLB goal: epochs from a timed 20 steps, then the run, its ten-step head and the VLB
+if wanted vlb; then
 BF=$([ "$BF16" = 1 ] && echo "--bf16" || echo "")
 EPOCHS=$($PY - "$DATA" "$CHANNELS" "$DEVICE" "$TRAIN_S" "$BF16" 2>> "$OUT/vlb.log" <<'EOF'
 import sys, time, dataclasses, torch
@@ -158,4 +154,11 @@ ROWS=$([ "$SMOKE" = 1 ] && echo 50 || echo 1000)
 step vlb 60 "$OUT/vlb.log" sh -c "$KAKUSAN diffusion evaluate '$RUN-head10' --nll vlb --rows $ROWS --n-t 50 \
     --device '$DEVICE' --runs-root '$RUNS' --json > '$OUT/vlb.json'"
 cat "$RUN/config.json" >> "$OUT/vlb.log" 2>/dev/null
+fi
+
+# 3. tests with CUDA present, in the time left
+if [ "$SMOKE" = 0 ] && wanted tests; then
+    step tests 120 "$OUT/tests.log" $PY -m pytest -q -p no:cacheprovider -n 8 -rs tests/mcmc/test_persistent.py \
+        tests/learn/test_plm_solver.py tests/diffusion tests/train
+fi
 cat "$SUMMARY"
