@@ -530,8 +530,8 @@ def vlb_cases(seeds: int, n_ref: int, n: int = 100, n_t: int = 100, exact_steps:
     gauss = MixtureTruth(torch.ones(1), torch.full((1, D), m, dtype=F64), sd**2 * torch.eye(D, dtype=F64)[None], s)
     mixture = MixtureTruth.example(D, 3, s, seed=1)
     K = exact_steps
-    exact = "L_0 exact" if K == 1 else f"L_0 … L_{K - 1} exact"
-    label = (f"VLB, stratified t (`vlb_estimate`, {exact} + {n_t} strata of t = {K + 1} … 1000), s.e. across {n} "
+    head = "L_0 exact" if K == 1 else f"L_0 … L_{K - 1} exact"
+    label = (f"VLB, stratified t (`vlb_estimate`, {head} + {n_t} strata of t = {K + 1} … 1000), s.e. across {n} "
              "test points")
 
     def estimate(truth):
@@ -585,8 +585,9 @@ def ode_cases(seeds: int, n_ref: int, n: int = 100, probe: str = "rademacher") -
     return out
 
 
-def deep_cases(seeds: int, n_ref: int, probes: tuple[str, ...] = ("rademacher",)) -> list[Calibration]:
-    return iwae_cases(seeds, n_ref) + vlb_cases(seeds, n_ref) + [c for probe in probes
+def deep_cases(seeds: int, n_ref: int, probes: tuple[str, ...] = ("rademacher",), n_t: int = 100,
+               exact_steps: int = 1) -> list[Calibration]:
+    return iwae_cases(seeds, n_ref) + vlb_cases(seeds, n_ref, n_t=n_t, exact_steps=exact_steps) + [c for probe in probes
                                                                  for c in ode_cases(seeds, n_ref, probe=probe)]
 
 
@@ -719,10 +720,10 @@ def main(argv: list[str] | None = None) -> int:
                    default=None,
                    help="anneal only these directions (default: both, or the case's own in AIS_DIRECTIONS)")
     p.add_argument("--vlb-exact-steps", type=int, default=1,
-                   help="--only vlb: the first K terms computed for every example (`vlb_estimate(exact_steps=K)`, "
+                   help="--only vlb or deep: the first K terms computed for every example (`vlb_estimate(exact_steps=K)`, "
                         "`diffusion evaluate --exact-steps`, a ten-step head's default: 10)")
     p.add_argument("--vlb-strata", type=int, default=100,
-                   help="--only vlb: strata of t (`diffusion evaluate --n-t`; the MNIST tables use 50)")
+                   help="--only vlb or deep: strata of t (`diffusion evaluate --n-t`; the MNIST tables use 50)")
     p.add_argument("--ode-probe", nargs="+", default=["rademacher"], choices=("rademacher", "gaussian"),
                    help="the Hutchinson probes of the PF-ODE rows (`ode_nll(probe=...)`; the command line uses "
                         "rademacher)")
@@ -749,7 +750,8 @@ def main(argv: list[str] | None = None) -> int:
             results += cals
             misses += found
     if "deep" in args.only:
-        results += deep_cases(args.deep_seeds, args.deep_ref, tuple(args.ode_probe))
+        results += deep_cases(args.deep_seeds, args.deep_ref, tuple(args.ode_probe), args.vlb_strata,
+                              args.vlb_exact_steps)
     else:
         if "vlb" in args.only:
             results += vlb_cases(args.deep_seeds, args.deep_ref, n_t=args.vlb_strata, exact_steps=args.vlb_exact_steps)
